@@ -1,0 +1,96 @@
+"""An autoencoder = encoder body + bottleneck + decoder, with its reconstruction loss.
+
+All tensors carry the leading model axis M of `softvq.nets` (M = 1 for a single model).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .bottlenecks import BOTTLENECKS
+from .nets import NETWORKS, reset_stacked
+
+RECONSTRUCTIONS = ("bce", "mse_var")
+
+
+class AutoEncoder(nn.Module):
+    """x (M, B, C, H, W) in [0, 1] -> decoder logits, z_e and named per-model losses (M,).
+
+    Reconstruction loss:
+      "bce"     -log p(x | z) under independent Bernoulli pixels (the paper's -log p(x | z_hat)),
+      "mse_var" mean squared error of sigmoid(logits) divided by the training-set pixel variance
+                (the authors' public code).
+    Summed over pixels per input with reduction "sum", averaged with "mean"; averaged over the batch.
+    """
+
+    def __init__(self, encoder: nn.Module, bottleneck: nn.Module, decoder: nn.Module,
+                 recon: str = "bce", pixel_var: float = 1.0):
+        super().__init__()
+        if recon not in RECONSTRUCTIONS:
+            raise ValueError(f"unknown reconstruction loss {recon!r}; expected one of {RECONSTRUCTIONS}")
+        self.encoder, self.bottleneck, self.decoder = encoder, bottleneck, decoder
+        self.recon, self.pixel_var = recon, pixel_var
+
+    def reconstruction_loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.recon == "bce":
+            per_pixel = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        else:
+            per_pixel = (torch.sigmoid(logits) - x).pow(2) / self.pixel_var
+        per_input = per_pixel.flatten(2)
+        per_input = per_input.sum(-1) if self.bottleneck.reduction == "sum" else per_input.mean(-1)
+        return per_input.mean(-1)                                   # (M,)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        z_dec, z_e, losses = self.bottleneck(self.encoder(x))
+        logits = self.decoder(z_dec)
+        losses = {"recon": self.reconstruction_loss(logits, x), **losses}
+        return {"logits": logits, "z_e": z_e, "losses": losses, "total": sum(losses.values())}
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """z_e of every input for every model: x (N, ...) -> (M, N, d), in evaluation mode."""
+        was_training = self.training
+        self.eval()
+        m = self.bottleneck.n_models
+        device = next(self.parameters()).device
+        chunks = []
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            chunks.append(self.bottleneck(self.encoder(xb.expand(m, *xb.shape)))[1])
+        self.train(was_training)
+        return torch.cat(chunks, dim=1)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoded images (M, N, ...) of x (N, ...) in evaluation mode, pixel values in [0, 1]."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        x = x.to(device).expand(self.bottleneck.n_models, *x.shape)
+        out = torch.sigmoid(self.forward(x)["logits"])
+        self.train(was_training)
+        return out
+
+
+def build_model(image_shape: Sequence[int], bottleneck: str, dim: int, net: str = "mlp",
+                seeds: Sequence[int] = (0,), recon: str = "bce", pixel_var: float = 1.0,
+                **bottleneck_kwargs) -> AutoEncoder:
+    """A stack of len(seeds) autoencoders, model m initialised from torch.Generator(seed=seeds[m]).
+
+    `bottleneck` is one of BOTTLENECKS; `bottleneck_kwargs` go to its constructor (beta, num_codes,
+    noise_std, ...). A model built in a stack has the same initial weights as built alone.
+    """
+    if bottleneck not in BOTTLENECKS:
+        raise ValueError(f"unknown bottleneck {bottleneck!r}; expected one of {sorted(BOTTLENECKS)}")
+    if net not in NETWORKS:
+        raise ValueError(f"unknown network {net!r}; expected one of {sorted(NETWORKS)}")
+    n = len(seeds)
+    enc_cls, dec_cls = NETWORKS[net]
+    encoder = enc_cls(image_shape, n_models=n)
+    model = AutoEncoder(encoder, BOTTLENECKS[bottleneck](encoder.out_features, dim, n_models=n, **bottleneck_kwargs),
+                        dec_cls(dim, image_shape, n_models=n), recon=recon, pixel_var=pixel_var)
+    reset_stacked(model, [torch.Generator().manual_seed(int(s)) for s in seeds])
+    return model

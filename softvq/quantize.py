@@ -1,0 +1,155 @@
+"""Vector quantizers: the soft (Bayesian) quantizer of the paper and the hard VQ-VAE quantizer.
+
+Every function here broadcasts over leading axes, so the same code serves a single model
+(`z` of shape (N, d), codebook (K, d)) and a stack of M models trained together
+(`z` (M, N, d), codebook (M, K, d)).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+WEIGHTINGS = ("paper", "official")
+
+
+def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """||z_n - mu_k||^2 for all n, k: (..., N, d) x (..., K, d) -> (..., N, K).
+
+    Expanded as |z|^2 - 2 z.mu + |mu|^2 (one matrix product, no square root as in
+    `torch.cdist(...)**2`, whose gradient is unstable at zero distance) and clamped at 0.
+    """
+    cross = z @ codebook.transpose(-1, -2)                      # (..., N, K)
+    z_sq = z.pow(2).sum(-1, keepdim=True)                       # (..., N, 1)
+    mu_sq = codebook.pow(2).sum(-1).unsqueeze(-2)               # (..., 1, K)
+    return (z_sq - 2 * cross + mu_sq).clamp_min(0)
+
+
+def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor,
+                  weighting: str = "paper") -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior-mean (MMSE) soft quantization, paper eq. 5-7.
+
+    The noisy code is modelled as the mixture p(z) = 1/K sum_k N(z; mu_k, sigma_k^2 I) (eq. 5), and the
+    estimate is the posterior mean z_hat = sum_k mu_k p(mu_k | z) (eq. 6), with (eq. 7)
+
+        p(mu_k | z) = softmax_k( -||z - mu_k||^2 / (2 sigma_k^2) - (d/2) log sigma_k^2 ).
+
+    The softmax works on logits (log-sum-exp), so it is finite for distances up to 1e6 and log variances
+    in [-20, 20] in float32. As all sigma_k -> 0 it becomes the hard quantizer (eq. 1); with equal, large
+    sigma_k it tends to the codebook mean.
+
+    Args:
+        z: codes, shape (..., N, d).
+        codebook: codewords mu_k, shape (..., K, d) (leading axes broadcast with `z`'s).
+        log_var: log sigma_k^2, shape (..., N, K) (one set per input, as the paper's encoder head) or (..., K).
+        weighting: "paper" uses the -(d/2) log sigma_k^2 term of eq. 7; "official" uses +log sigma_k
+            instead, as the authors' public MNIST notebook does.
+
+    Returns:
+        z_hat (..., N, d) and the posterior (..., N, K).
+    """
+    if z.shape[-1] != codebook.shape[-1]:
+        raise ValueError(f"code dimension {z.shape[-1]} does not match codebook dimension {codebook.shape[-1]}")
+    if log_var.shape[-1] != codebook.shape[-2]:
+        raise ValueError(f"log_var has {log_var.shape[-1]} components, codebook has {codebook.shape[-2]}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
+    if log_var.dim() == codebook.dim() - 1:                     # (..., K): one variance per component
+        log_var = log_var.unsqueeze(-2)
+    d = z.shape[-1]
+    dist = squared_distances(z, codebook)                       # (..., N, K)
+    log_weight = -0.5 * d * log_var if weighting == "paper" else 0.5 * log_var
+    logits = -0.5 * dist * torch.exp(-log_var) + log_weight     # (..., N, K)
+    posterior = torch.softmax(logits, dim=-1)
+    return posterior @ codebook, posterior
+
+
+def nearest_codeword(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard vector quantizer, paper eq. 1: z_q = mu_c with c = argmin_k ||z - mu_k||^2.
+
+    Returns z_q (..., N, d) and the indices c (..., N).
+    """
+    index = squared_distances(z, codebook).argmin(-1)           # (..., N)
+    expanded = index.unsqueeze(-1).expand(*index.shape, codebook.shape[-1])
+    if codebook.dim() == 2:
+        return codebook[index], index
+    return torch.gather(codebook.expand(*index.shape[:-1], *codebook.shape[-2:]), -2, expanded), index
+
+
+def straight_through(z_e: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
+    """z_e + sg(z_q - z_e): forward pass gives z_q, gradients are copied to z_e (eq. 27)."""
+    return z_e + (z_q - z_e).detach()
+
+
+def init_codebook_(codebook: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform unit scaling (the paper's codebook init): U(-sqrt(3/K), sqrt(3/K)) for a (K, d) codebook."""
+    bound = math.sqrt(3.0 / codebook.shape[-2])
+    with torch.no_grad():
+        return codebook.uniform_(-bound, bound, generator=generator)
+
+
+class SoftVectorQuantizer(nn.Module):
+    """Drop-in soft vector quantizer (paper eq. 5-7, 27) for any PyTorch model.
+
+    Holds a learnable codebook of `num_codes` codewords of size `dim`. Call it with codes `z` (..., N, dim)
+    and log variances log sigma_k^2 ((..., N, K) from a network head, or None to use one learned log
+    variance per codeword). Returns the decoder input `z_e + sg(z_hat - z_e)` and a dict with the posterior,
+    `z_hat` and the two loss terms of eq. 27: `codebook` ||sg(z) - z_hat||^2 and `commitment`
+    ||z - sg(z_hat)||^2 (per input, summed over the code dimension; weight them yourself, beta on the
+    commitment term).
+
+    `noise_std` > 0 adds Gaussian noise to the code before estimation while training (section "Noisy
+    Latent Codes"). With `n_models` set, the codebook gets a leading model axis (n_models, K, dim) for
+    stacked training; `z` must then be (n_models, N, dim).
+    """
+
+    def __init__(self, dim: int, num_codes: int, noise_std: float = 0.0, weighting: str = "paper",
+                 learned_log_var: bool = True, n_models: int | None = None):
+        super().__init__()
+        stack = () if n_models is None else (n_models,)
+        self.codebook = nn.Parameter(torch.empty(*stack, num_codes, dim))
+        # one learned log variance per codeword, for callers that do not predict them per input
+        self.log_var = nn.Parameter(torch.zeros(*stack, num_codes)) if learned_log_var else None
+        self.noise_std = noise_std
+        self.weighting = weighting
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        init_codebook_(self.codebook, generator)
+        if self.log_var is not None:
+            nn.init.zeros_(self.log_var)
+
+    def forward(self, z: torch.Tensor, log_var: torch.Tensor | None = None,
+                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """z (..., N, dim), log_var (..., N, K) or None, noise like z (drawn here when None and training).
+
+        The posterior is computed from the detached noisy code, so that, as eq. 27 says, the codebook and
+        the variances learn from the codebook term and the encoder from the commitment term (and the
+        reconstruction, through the straight-through estimator).
+        """
+        if log_var is None:
+            if self.log_var is None:
+                raise ValueError("this quantizer has no learned log variances: pass log_var")
+            log_var = self.log_var
+        if noise is None and self.training and self.noise_std > 0:
+            noise = self.noise_std * torch.randn_like(z)
+        z_noisy = z if noise is None else z + noise
+        z_hat, posterior = soft_quantize(z_noisy.detach(), self.codebook, log_var, self.weighting)
+        losses = {
+            "codebook": (z.detach() - z_hat).pow(2).sum(-1),          # (..., N)
+            "commitment": (z - z_hat.detach()).pow(2).sum(-1),        # (..., N)
+        }
+        return straight_through(z, z_hat), {"posterior": posterior, "z_hat": z_hat, **losses}
+
+
+def perplexity(posterior_or_index: torch.Tensor, num_codes: int | None = None) -> torch.Tensor:
+    """Codebook perplexity exp(H(mean usage)) over the N axis: K when all codewords are used equally.
+
+    Accepts a posterior (..., N, K) or hard indices (..., N) (then `num_codes` is needed).
+    """
+    if posterior_or_index.dtype in (torch.int64, torch.int32):
+        posterior_or_index = F.one_hot(posterior_or_index, num_codes).float()
+    usage = posterior_or_index.mean(-2)                               # (..., K)
+    return torch.exp(-(usage * torch.log(usage.clamp_min(1e-12))).sum(-1))

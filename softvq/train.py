@@ -1,0 +1,158 @@
+"""Training loop for a stack of M autoencoders (M = 1 trains one model).
+
+The M models of a stack are independent: each has its own weights (a slice of every stacked tensor), its
+own data order and noise (one generator each, derived from its seed) and its own Adam moments (Adam is
+element-wise). The loss that is differentiated is the sum of the M models' losses, so each model gets
+exactly the gradient it gets alone. The speed comes from running the M models as one batched computation
+with a fused Adam step over a few large tensors (see benchmarks/train_speed.py).
+
+Checkpoints hold everything needed to continue bit-for-bit: weights, Adam state, iteration, the data
+order and every generator state. They are written atomically; an interrupted run resumes from the last one.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .model import AutoEncoder
+
+STREAMS = {"init": 0, "data": 1, "noise": 2}
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """An independent 63-bit seed for one random stream ("data", "noise") of a run with seed `seed`."""
+    return int(np.random.SeedSequence([int(seed), STREAMS[stream]]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class EpochSampler:
+    """Mini-batch indices for one model: a fresh random permutation per epoch, the last partial batch dropped."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if batch_size > n:
+            raise ValueError(f"batch size {batch_size} is larger than the data set ({n})")
+        self.n, self.batch_size = n, batch_size
+        self.generator = torch.Generator().manual_seed(stream_seed(seed, "data"))
+        self.perm = torch.randperm(n, generator=self.generator)
+        self.pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.batch_size > self.n:
+            self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
+        self.pos += self.batch_size
+        return self.perm[self.pos - self.batch_size:self.pos]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.perm, self.pos = state["perm"], state["pos"]
+
+
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with the fused (single-kernel) update where this PyTorch supports it on the device."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def check_finite(losses: dict[str, torch.Tensor], iteration: int, seeds: Sequence[int]) -> None:
+    """Stop the run with an error that names the iteration, the loss term and the model."""
+    for name, value in losses.items():
+        bad = ~torch.isfinite(value)
+        if bad.any():
+            m = int(bad.nonzero()[0, 0])
+            raise FloatingPointError(f"non-finite loss at iteration {iteration}: term '{name}' = "
+                                     f"{value[m].item()} (model {m}, seed {seeds[m]})")
+
+
+def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], iterations: int = 40_000,
+          batch_size: int = 32, lr: float = 3e-4, device: torch.device | str | None = None,
+          checkpoint: str | Path | None = None, checkpoint_every: int = 2_000, log_every: int = 100,
+          progress: bool = True, on_step: Callable[[int], None] | None = None) -> dict:
+    """Train the stack `model` (M = len(seeds) models) on x_train (N, ...) in [0, 1].
+
+    Model m draws its batches and its noise from generators seeded by seeds[m] (its weights were
+    initialised from seeds[m] by `build_model`). With `checkpoint` set, the state is saved every
+    `checkpoint_every` iterations and at the end, and a run that finds a checkpoint there continues from it.
+    `on_step(iteration)` is called after every step (e.g. to interrupt in tests).
+
+    Returns the history: {"iteration": [...], "<term>": [[M values] per logged step], "wall_time": s}.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    if len(seeds) != model.bottleneck.n_models:
+        raise ValueError(f"{len(seeds)} seeds for a stack of {model.bottleneck.n_models} models")
+    model.to(device).train()
+    x_train = x_train.to(device)
+    samplers = [EpochSampler(len(x_train), batch_size, s) for s in seeds]
+    noise = [torch.Generator(device).manual_seed(stream_seed(s, "noise")) for s in seeds]
+    model.bottleneck.generators = noise
+    optimizer = make_optimizer(model, lr)
+    history: dict = {"iteration": [], "wall_time": 0.0}
+    start = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if list(state["seeds"]) != list(seeds):
+            raise ValueError(f"checkpoint {checkpoint} was written for seeds {state['seeds']}, not {list(seeds)}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        for sampler, s in zip(samplers, state["samplers"]):
+            sampler.load_state_dict(s)
+        for g, s in zip(noise, state["noise"]):
+            g.set_state(s)
+        start, history = state["iteration"], state["history"]
+
+    def save(iteration: int) -> None:
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
+                     "seeds": list(seeds), "samplers": [s.state_dict() for s in samplers],
+                     "noise": [g.get_state() for g in noise], "history": history}, checkpoint)
+
+    running: dict[str, torch.Tensor] = {}
+    began = time.perf_counter() - history["wall_time"]
+    bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=not progress,
+               desc=f"training {len(seeds)} model(s)", unit="it", mininterval=1.0)
+    for it in bar:
+        index = torch.stack([s.next() for s in samplers]).to(device)     # (M, B)
+        out = model(x_train[index])
+        optimizer.zero_grad(set_to_none=True)
+        out["total"].sum().backward()
+        check_finite(out["losses"], it + 1, seeds)
+        optimizer.step()
+        for name, value in {**out["losses"], "total": out["total"]}.items():
+            running[name] = running.get(name, 0) + value.detach()
+        done = it + 1
+        if done % log_every == 0 or done == iterations:
+            count = log_every if done % log_every == 0 else done % log_every
+            history["iteration"].append(done)
+            for name, value in running.items():
+                history.setdefault(name, []).append((value / count).tolist())
+            running = {}
+            bar.set_postfix(loss=f"{np.mean(history['total'][-1]):.3f}")
+        history["wall_time"] = time.perf_counter() - began
+        if checkpoint is not None and (done % checkpoint_every == 0 or done == iterations):
+            save(done)
+        if on_step is not None:
+            on_step(done)
+    model.eval()
+    return history
