@@ -77,11 +77,13 @@ class AutoEncoder(nn.Module):
 
 def build_model(image_shape: Sequence[int], bottleneck: str, dim: int, net: str = "mlp",
                 seeds: Sequence[int] = (0,), recon: str = "bce", pixel_var: float = 1.0,
-                **bottleneck_kwargs) -> AutoEncoder:
+                widths: Sequence[int] | None = None, **bottleneck_kwargs) -> AutoEncoder:
     """A stack of len(seeds) autoencoders, model m initialised from torch.Generator(seed=seeds[m]).
 
     `bottleneck` is one of BOTTLENECKS; `bottleneck_kwargs` go to its constructor (beta, num_codes,
-    noise_std, ...). A model built in a stack has the same initial weights as built alone.
+    noise_std, ...). `widths` replaces the encoder's layer widths (MLP: 500-500-2000, CNN: 64-128-256-512;
+    the decoder mirrors them), e.g. for small test models. A model built in a stack has the same initial
+    weights as built alone.
     """
     if bottleneck not in BOTTLENECKS:
         raise ValueError(f"unknown bottleneck {bottleneck!r}; expected one of {sorted(BOTTLENECKS)}")
@@ -89,8 +91,9 @@ def build_model(image_shape: Sequence[int], bottleneck: str, dim: int, net: str 
         raise ValueError(f"unknown network {net!r}; expected one of {sorted(NETWORKS)}")
     n = len(seeds)
     enc_cls, dec_cls = NETWORKS[net]
-    encoder = enc_cls(image_shape, n_models=n)
+    enc_widths, dec_widths = ((tuple(widths),), (tuple(reversed(widths)),)) if widths else ((), ())
+    encoder = enc_cls(image_shape, *enc_widths, n_models=n)
     model = AutoEncoder(encoder, BOTTLENECKS[bottleneck](encoder.out_features, dim, n_models=n, **bottleneck_kwargs),
-                        dec_cls(dim, image_shape, n_models=n), recon=recon, pixel_var=pixel_var)
+                        dec_cls(dim, image_shape, *dec_widths, n_models=n), recon=recon, pixel_var=pixel_var)
     reset_stacked(model, [torch.Generator().manual_seed(int(s)) for s in seeds])
     return model

@@ -1,0 +1,271 @@
+"""Datasets as in-memory tensors.
+
+``load_dataset(name, split)`` returns ``(x, y)`` with ``x`` float32 in [0, 1] of shape
+(N, C, H, W) and ``y`` int64 of shape (N,). Known names:
+
+- ``"mnist"``: (N, 1, 28, 28), torchvision layout ``<root>/MNIST/raw/*-ubyte``.
+- ``"svhn"``: (N, 3, 32, 32), torchvision layout ``<root>/{train,test}_32x32.mat``.
+- ``"cifar10"``: (N, 3, 32, 32), torchvision layout ``<root>/cifar-10-batches-py/``.
+- ``"cifar10-jpeg"``: (N, 3, 32, 32), the LOSSY JPEG copy of CIFAR-10 stored as
+  ``<root>/cifar10_LOSSY_jpeg_q75.tar.gz`` (quality-75 re-encoded pixels, not the
+  original ones). It is decoded once and cached as uint8 tensors under ``cache_dir()``.
+- ``"folder:/path/to/dir"``: any images in ``<dir>/train/<class>/*`` and
+  ``<dir>/test/<class>/*`` (torchvision ``ImageFolder``; classes sorted by name,
+  images converted to RGB, all images must have the same size).
+
+The data root is the ``root`` argument, else the ``SOFTVQ_DATA`` environment variable,
+else ``./data``. Loaded tensors are memoised per process, so callers share them and
+must not modify them in place.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.datasets import CIFAR10, MNIST, SVHN, ImageFolder
+from torchvision.datasets.folder import find_classes
+from tqdm import tqdm
+
+DATASETS = ("mnist", "svhn", "cifar10", "cifar10-jpeg")
+FOLDER_PREFIX = "folder:"
+SPLITS = ("train", "test")
+num_classes = 10
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+CIFAR10_JPEG_TARBALL = "cifar10_LOSSY_jpeg_q75.tar.gz"
+MNIST_FILES = (
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+)
+CIFAR10_FILES = (
+    "batches.meta", "data_batch_1", "data_batch_2", "data_batch_3",
+    "data_batch_4", "data_batch_5", "test_batch",
+)
+_SHAPES = {
+    "mnist": (1, 28, 28),
+    "svhn": (3, 32, 32),
+    "cifar10": (3, 32, 32),
+    "cifar10-jpeg": (3, 32, 32),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The files of a dataset are not where they are expected."""
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Data folder: ``root`` if given, else ``$SOFTVQ_DATA``, else ``./data``."""
+    if root is None:
+        root = os.environ.get("SOFTVQ_DATA") or "data"
+    return Path(root).expanduser()
+
+
+def cache_dir() -> Path:
+    """Cache folder for decoded datasets: ``$SOFTVQ_CACHE``, else ``~/.cache/softvq``."""
+    return Path(os.environ.get("SOFTVQ_CACHE") or "~/.cache/softvq").expanduser()
+
+
+def dataset_shape(name: str) -> tuple[int, int, int]:
+    """Shape (C, H, W) of one image of dataset ``name``.
+
+    For ``"folder:..."`` datasets this opens the first training image (always 3 channels,
+    since ``ImageFolder`` converts images to RGB).
+    """
+    _check_name(name)
+    if name in _SHAPES:
+        return _SHAPES[name]
+    folder = ImageFolder(_folder_split_dir(name, "train"))
+    width, height = folder.loader(folder.samples[0][0]).size
+    return (3, height, width)
+
+
+def load_dataset(
+    name: str,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load a whole split into memory.
+
+    Args:
+        name: one of ``DATASETS`` or ``"folder:/path/to/dir"``.
+        split: ``"train"`` or ``"test"``.
+        root: data folder (see ``data_root``); ignored for ``"folder:..."`` names.
+        download: let torchvision download mnist/svhn/cifar10 when missing (needs internet).
+
+    Returns:
+        ``x`` float32 (N, C, H, W) in [0, 1] and ``y`` int64 (N,). The tensors are shared
+        with later calls (in-process memo): treat them as read-only.
+
+    Raises:
+        ValueError: unknown ``name`` or ``split``.
+        DatasetNotFoundError: the dataset files are missing; the message lists the
+            expected paths and how to provide them.
+    """
+    _check_name(name)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return _load(name, split, data_root(root).resolve(), download)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name: str, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Memoised body of ``load_dataset``: uint8 loaders, then scaling to [0, 1]."""
+    if name.startswith(FOLDER_PREFIX):
+        x, y = _load_folder(name, split)
+    elif name == "cifar10-jpeg":
+        x, y = _load_cifar10_jpeg(root, split)
+    else:
+        x, y = _load_torchvision(name, split, root, download)
+    return x.float().div_(255), y
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASETS and not (name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX)):
+        raise ValueError(
+            f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, "
+            f"or '{FOLDER_PREFIX}/path/to/dir' for an image folder with train/ and test/"
+        )
+
+
+def _not_found(name: str, expected: list[Path], how: str) -> DatasetNotFoundError:
+    paths = "\n".join(f"  {p}" for p in expected)
+    return DatasetNotFoundError(f"dataset {name!r} not found. Expected:\n{paths}\n{how}")
+
+
+def _hint(download_possible: bool) -> str:
+    hint = "Set SOFTVQ_DATA (or pass root=...) to a folder that holds these files"
+    if download_possible:
+        return hint + " in torchvision's layout, or pass download=True when online."
+    return hint + "; this file cannot be downloaded automatically."
+
+
+# --- mnist, svhn, cifar10 via torchvision ------------------------------------------
+
+
+def _load_torchvision(name: str, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read torchvision's in-memory arrays directly (no per-image PIL conversion)."""
+    train = split == "train"
+    try:
+        if name == "mnist":
+            ds = MNIST(root, train=train, download=download)
+            return ds.data.unsqueeze(1), ds.targets  # (N, 1, 28, 28) uint8, (N,) int64
+        if name == "svhn":
+            ds = SVHN(root, split=split, download=download)
+            return torch.from_numpy(ds.data), torch.from_numpy(ds.labels)  # (N, 3, 32, 32), (N,)
+        ds = CIFAR10(root, train=train, download=download)
+        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+        return x, torch.tensor(ds.targets, dtype=torch.int64)
+    except RuntimeError as err:
+        if not str(err).startswith("Dataset not found"):
+            raise
+        raise _not_found(name, _torchvision_files(name, split, root), _hint(download_possible=True)) from None
+
+
+def _torchvision_files(name: str, split: str, root: Path) -> list[Path]:
+    """The files torchvision looks for (MNIST checks all four, whatever the split)."""
+    if name == "mnist":
+        return [root / "MNIST" / "raw" / f for f in MNIST_FILES]
+    if name == "svhn":
+        return [root / f"{split}_32x32.mat"]
+    return [root / "cifar-10-batches-py" / f for f in CIFAR10_FILES]
+
+
+# --- image folders and the lossy JPEG copy of CIFAR-10 -------------------------------
+
+
+def _folder_split_dir(name: str, split: str) -> Path:
+    base = Path(name[len(FOLDER_PREFIX):]).expanduser()
+    split_dir = base / split
+    if not split_dir.is_dir():
+        raise _not_found(
+            name,
+            [base / "train" / "<class>" / "<image>", base / "test" / "<class>" / "<image>"],
+            "Create one subfolder per class in train/ and test/ (class = subfolder name).",
+        )
+    return split_dir
+
+
+def _load_folder(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    split_dir = _folder_split_dir(name, split)
+    x, y, classes = _decode_image_folder(split_dir)
+    other_dir = split_dir.parent / ("test" if split == "train" else "train")
+    if other_dir.is_dir() and tuple(find_classes(other_dir)[0]) != classes:
+        raise ValueError(f"{split_dir} and {other_dir} have different class subfolders, so labels would not match")
+    return x, y
+
+
+def _decode_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """Decode every image of an ImageFolder tree.
+
+    Returns uint8 images (N, 3, H, W), int64 labels (N,) and the class names in label order.
+    """
+    folder = ImageFolder(split_dir)
+    images = [
+        np.asarray(folder.loader(path))  # (H, W, 3) uint8
+        for path, _ in tqdm(folder.samples, desc=f"decoding {split_dir}", unit="img")
+    ]
+    sizes = sorted({im.shape[:2] for im in images})
+    if len(sizes) > 1:
+        raise ValueError(f"images in {split_dir} differ in size (H, W): {sizes[:5]}; resize them to one size first")
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+    return x, torch.tensor(folder.targets, dtype=torch.int64), tuple(folder.classes)
+
+
+def _load_cifar10_jpeg(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load the lossy JPEG CIFAR-10 copy, decoding the tarball on first use only.
+
+    The cache files are named after the tarball's SHA-256, so a different tarball never
+    reuses a stale cache.
+    """
+    tarball = root / CIFAR10_JPEG_TARBALL
+    if not tarball.is_file():
+        raise _not_found(
+            "cifar10-jpeg",
+            [tarball],
+            _hint(download_possible=False) + " (see SOURCES.md next to the shared data).",
+        )
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()[:16]
+    cached = {s: cache_dir() / f"cifar10-jpeg-{digest}-{s}.pt" for s in SPLITS}
+    if not cached[split].is_file():
+        _decode_cifar10_tarball(tarball, cached)
+    blob = torch.load(cached[split], weights_only=True)
+    return blob["x"], blob["y"]
+
+
+def _decode_cifar10_tarball(tarball: Path, targets: dict[str, Path]) -> None:
+    """Extract ``tarball`` into a temporary cache folder and save each split as a .pt file."""
+    cache = cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix="extract-") as tmp:
+        with tarfile.open(tarball) as tar:
+            tar.extractall(tmp, filter="data")
+        for split, target in targets.items():
+            x, y, classes = _decode_image_folder(Path(tmp) / split)
+            if classes != CIFAR10_CLASSES:
+                raise ValueError(f"{tarball}: {split}/ has classes {classes}, expected {CIFAR10_CLASSES}")
+            if x.shape[1:] != (3, 32, 32):
+                raise ValueError(f"{tarball}: {split}/ images have shape {tuple(x.shape[1:])}, expected (3, 32, 32)")
+            _save_atomic({"x": x, "y": y}, target)
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,256 @@
+"""One config per run, the paper's presets, and `run(configs)` -> one results JSON per run.
+
+A run is named by its `Config`; the JSON stores the config beside the metrics, and its file name derives
+from the config, so finished runs are found and skipped. Configs that differ only in seed, beta or
+noise_std are trained together as one stack (see `softvq.train`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+
+from . import data, metrics
+from .bottlenecks import BOTTLENECKS
+from .model import build_model
+from .train import default_device, train
+
+RESULTS_DIR = Path("results")
+CHECKPOINT_DIR = Path("checkpoints")
+STACKABLE = ("seed", "beta", "noise_std")       # fields that may differ inside one stack
+VALIDATION_SIZE = 10_000                        # held out of the training set when Config.validation
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines one training run and its evaluation.
+
+    `beta` is the bottleneck's weight: the KL weight of the VAE / beta-VAE / information dropout, the
+    commitment weight of the VQ-VAE and soft VQ-VAE. `validation=True` trains on the training set minus a
+    fixed held-out 10,000 and evaluates on those (for choosing settings; the test set is never used then).
+    """
+    dataset: str = "mnist"
+    bottleneck: str = "soft_vqvae"
+    d: int = 64
+    K: int = 128
+    beta: float = 0.25
+    noise_std: float = 0.0
+    vq_weight: float = 1.0
+    weighting: str = "paper"
+    recon: str = "bce"
+    reduction: str = "sum"
+    log_var_bound: float = 10.0
+    iterations: int = 40_000
+    batch_size: int = 32
+    lr: float = 3e-4
+    seed: int = 0
+    validation: bool = False
+    kmeans_n_init: int = 100
+    tag: str = field(default="", compare=True)    # free label, e.g. the preset or ablation name
+
+    def __post_init__(self):
+        if self.bottleneck not in BOTTLENECKS:
+            raise ValueError(f"unknown bottleneck {self.bottleneck!r}; expected one of {sorted(BOTTLENECKS)}")
+        if self.iterations < 1 or self.batch_size < 1 or self.d < 1 or self.K < 1:
+            raise ValueError(f"iterations, batch_size, d and K must be positive: {self}")
+
+    @property
+    def net(self) -> str:
+        return "mlp" if self.dataset == "mnist" else "cnn"
+
+    @property
+    def run_id(self) -> str:
+        digest = hashlib.sha1(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        tag = f"{self.tag}-" if self.tag else ""
+        return f"{self.dataset}-{tag}{self.bottleneck}-d{self.d}-it{self.iterations}-s{self.seed}-{digest}"
+
+    def stack_key(self) -> tuple:
+        return tuple(v for k, v in dataclasses.asdict(self).items() if k not in STACKABLE and k != "tag")
+
+    def bottleneck_kwargs(self) -> dict:
+        """Constructor arguments of the bottleneck shared by every model of a stack."""
+        kwargs: dict = {"reduction": self.reduction}
+        if self.bottleneck in ("vqvae", "soft_vqvae"):
+            kwargs["num_codes"] = self.K
+        if self.bottleneck == "soft_vqvae":
+            kwargs.update(vq_weight=self.vq_weight, weighting=self.weighting, log_var_bound=self.log_var_bound)
+        return kwargs
+
+
+# ---------------------------------------------------------------------------------------------- presets
+# Per-bottleneck settings of the paper; soft VQ-VAE's noise and commitment are not given in the paper
+# and were chosen on the validation split (see README, "Choosing what the paper leaves open").
+TABLE1 = {
+    "ae": dict(bottleneck="ae"),
+    "vae": dict(bottleneck="vae", beta=1.0),
+    "beta_vae": dict(bottleneck="beta_vae", beta=20.0),
+    "info_dropout": dict(bottleneck="info_dropout", beta=1.0),
+    "vqvae": dict(bottleneck="vqvae", K=128, beta=0.25),
+    "soft_vqvae": dict(bottleneck="soft_vqvae", K=128, beta=0.25, noise_std=0.1),
+}
+TABLE2 = {**{k: dict(v) for k, v in TABLE1.items()},
+          "beta_vae": dict(bottleneck="beta_vae", beta=100.0),
+          "vqvae": dict(bottleneck="vqvae", K=512, beta=0.25),
+          "soft_vqvae": dict(TABLE1["soft_vqvae"], K=32, iterations=10_000)}   # paper: early stop at 10k
+# The authors' public MNIST notebook: no noise, +log sigma_k weighting, MSE / pixel variance, mean
+# reductions, VQ loss x3 with commitment 2.5, batch 64.
+OFFICIAL_CODE = dict(bottleneck="soft_vqvae", K=128, noise_std=0.0, weighting="official", recon="mse_var",
+                     reduction="mean", vq_weight=3.0, beta=2.5, batch_size=64)
+# What the paper says for each of the fields the official code changes (one ablation row each).
+PAPER_CHOICES = {"noise_std": dict(noise_std=0.1), "weighting": dict(weighting="paper"),
+                 "recon": dict(recon="bce", reduction="sum"), "vq_weights": dict(vq_weight=1.0, beta=0.25),
+                 "batch_size": dict(batch_size=32)}
+
+
+def table1(seeds: Sequence[int] = (0, 1, 2), iterations: int = 40_000, **overrides) -> list[Config]:
+    """Table 1: MNIST, d = 64, the six bottlenecks."""
+    return [Config(dataset="mnist", d=64, iterations=iterations, seed=s, tag="table1", **{**kw, **overrides})
+            for kw in TABLE1.values() for s in seeds]
+
+
+def figure4(seeds: Sequence[int] = (0,), iterations: int = 40_000, **overrides) -> list[Config]:
+    """Figure 4: MNIST, d = 60, AE / VAE / VQ-VAE / soft VQ-VAE."""
+    return [Config(dataset="mnist", d=60, iterations=iterations, seed=s, tag="figure4", **{**TABLE1[b], **overrides})
+            for b in ("ae", "vae", "vqvae", "soft_vqvae") for s in seeds]
+
+
+def table2(dataset: str = "cifar10", seeds: Sequence[int] = (0,), iterations: int | None = None,
+           **overrides) -> list[Config]:
+    """Table 2: d = 256 CNN on SVHN / CIFAR-10. `iterations` overrides every row's budget (the paper's:
+    40,000, and 10,000 for the soft VQ-VAE)."""
+    rows = [{**kw, **({"iterations": iterations} if iterations else {})} for kw in TABLE2.values()]
+    return [Config(dataset=dataset, d=256, seed=s, tag="table2", **{**kw, **overrides}) for kw in rows for s in seeds]
+
+
+def official_code(seed: int = 0, **overrides) -> Config:
+    """The `official-code` preset: the authors' public MNIST notebook's choices."""
+    return Config(dataset="mnist", d=64, seed=seed, tag="official", **{**OFFICIAL_CODE, **overrides})
+
+
+def ablation(seeds: Sequence[int] = (0, 1), iterations: int = 40_000, validation: bool = True,
+             **overrides) -> dict[str, list[Config]]:
+    """The official-code preset, and the same with each difference to the paper switched back, one at a time."""
+    base = dict(iterations=iterations, validation=validation, **overrides)
+    rows = {"official-code": {}, **{f"paper {k}": v for k, v in PAPER_CHOICES.items()}}
+    return {name: [official_code(seed=s, **{**base, **change}, tag=f"ablation-{name.replace(' ', '_')}")
+                   for s in seeds] for name, change in rows.items()}
+
+
+# ------------------------------------------------------------------------------------------- running
+def result_path(config: Config, results_dir: str | Path = RESULTS_DIR) -> Path:
+    return Path(results_dir) / config.dataset / f"{config.run_id}.json"
+
+
+def write_json(record: dict, path: str | Path) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def load_results(results_dir: str | Path = RESULTS_DIR) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(Path(results_dir).rglob("*.json"))]
+
+
+def splits(dataset: str, validation: bool, root=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_train, y_train, x_eval, y_eval): the test set, or with `validation` a fixed held-out part of the
+    training set (the last 10,000 of a permutation with seed 0) and the rest for training."""
+    x, y = data.load_dataset(dataset, "train", root)
+    if not validation:
+        return (x, y, *data.load_dataset(dataset, "test", root))
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    train_idx, eval_idx = perm[:-VALIDATION_SIZE], perm[-VALIDATION_SIZE:]
+    return x[train_idx], y[train_idx], x[eval_idx], y[eval_idx]
+
+
+def downstream(z_train, y_train, z_eval, y_eval, n_init: int = 100, seed: int = 0) -> dict:
+    """The paper's three scores of latents z_e: K-means (fit on the evaluation latents, as the paper) accuracy
+    and NMI, and the accuracy of a softmax classifier trained on the training latents."""
+    scores = metrics.clustering_scores(z_eval, y_eval, n_init=n_init, seed=seed)
+    scores["classification_acc"] = metrics.linear_probe(z_train, y_train, z_eval, y_eval, seed=seed)
+    return scores
+
+
+def evaluate_raw(dataset: str = "mnist", validation: bool = False, n_init: int = 100, root=None,
+                 results_dir: str | Path = RESULTS_DIR) -> dict:
+    """The 'raw data' row: the three scores on the pixels themselves."""
+    path = Path(results_dir) / dataset / f"{dataset}-raw{'-val' if validation else ''}-n{n_init}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    x_tr, y_tr, x_ev, y_ev = splits(dataset, validation, root)
+    began = time.perf_counter()
+    record = {"config": {"dataset": dataset, "bottleneck": "raw", "validation": validation, "seed": 0,
+                         "kmeans_n_init": n_init, "iterations": 0, "tag": "raw"},
+              "metrics": downstream(x_tr.flatten(1), y_tr, x_ev.flatten(1), y_ev, n_init),
+              "eval_time_s": time.perf_counter() - began}
+    write_json(record, path)
+    return record
+
+
+def group_stacks(configs: Iterable[Config]) -> list[list[Config]]:
+    """Split configs into stacks that can train together (same everything except STACKABLE fields)."""
+    groups: dict[tuple, list[Config]] = {}
+    for c in configs:
+        groups.setdefault(c.stack_key(), []).append(c)
+    return list(groups.values())
+
+
+def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: str | Path = RESULTS_DIR,
+              checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True, keep_model: bool = False):
+    """Train one stack of compatible configs together, evaluate each model, write one JSON per config.
+
+    Returns the records (and the trained model when keep_model)."""
+    first = configs[0]
+    if any(c.stack_key() != first.stack_key() for c in configs):
+        raise ValueError("configs in one stack may differ only in " + ", ".join(STACKABLE))
+    device = torch.device(device) if device is not None else default_device()
+    x_tr, y_tr, x_ev, y_ev = splits(first.dataset, first.validation, root)
+    seeds = [c.seed for c in configs]
+    model = build_stack(configs, x_tr)
+    ckpt = Path(checkpoint_dir) / f"{configs[0].run_id}-x{len(configs)}.pt"
+    history = train(model, x_tr, seeds, iterations=first.iterations, batch_size=first.batch_size, lr=first.lr,
+                    device=device, checkpoint=ckpt, progress=progress)
+    z_tr, z_ev = model.encode(x_tr).cpu(), model.encode(x_ev).cpu()
+    records = []
+    for m, c in enumerate(configs):
+        began = time.perf_counter()
+        scores = downstream(z_tr[m], y_tr, z_ev[m], y_ev, c.kmeans_n_init, c.seed)
+        record = {"config": dataclasses.asdict(c), "run_id": c.run_id, "metrics": scores,
+                  "final_losses": {k: v[-1][m] for k, v in history.items() if k not in ("iteration", "wall_time")},
+                  "train_time_s": history["wall_time"], "stack_size": len(configs),
+                  "eval_time_s": time.perf_counter() - began, "device": str(device), "torch": torch.__version__}
+        write_json(record, result_path(c, results_dir))
+        records.append(record)
+    return (records, model, history) if keep_model else records
+
+
+def build_stack(configs: Sequence[Config], x_train: torch.Tensor):
+    """The stacked model of compatible configs, per-model beta / noise_std from each config."""
+    first = configs[0]
+    kwargs = first.bottleneck_kwargs()
+    if first.bottleneck != "ae":
+        kwargs["beta"] = [c.beta for c in configs]
+    if first.bottleneck == "soft_vqvae":
+        kwargs["noise_std"] = [c.noise_std for c in configs]
+    return build_model(x_train.shape[1:], first.bottleneck, first.d, net=first.net, seeds=[c.seed for c in configs],
+                       recon=first.recon, pixel_var=float(x_train.var()), **kwargs)
+
+
+def run(configs: Iterable[Config], root=None, device=None, results_dir: str | Path = RESULTS_DIR,
+        checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True, max_stack: int = 8) -> list[dict]:
+    """Run every config whose results JSON does not exist yet (stacked where possible); return all records."""
+    configs = list(configs)
+    todo = [c for c in configs if not result_path(c, results_dir).exists()]
+    for stack in group_stacks(todo):
+        for i in range(0, len(stack), max_stack):
+            run_stack(stack[i:i + max_stack], root, device, results_dir, checkpoint_dir, progress)
+    return [json.loads(result_path(c, results_dir).read_text()) for c in configs]

@@ -1,0 +1,90 @@
+import pytest
+import torch
+
+from softvq import build_model, train
+
+SHAPE = (1, 28, 28)
+SMALL = (32, 32, 64)          # hidden widths of the tiny test MLP
+
+
+def tiny_data(n=256):
+    return torch.rand(n, *SHAPE, generator=torch.Generator().manual_seed(0))
+
+
+def trained(name, seeds, iterations=12, dtype=torch.float32, **kwargs):
+    model = build_model(SHAPE, name, 8, seeds=seeds, widths=SMALL, **kwargs).to(dtype)
+    train(model, tiny_data().to(dtype), seeds, iterations=iterations, batch_size=16, log_every=4, progress=False,
+          device="cpu")
+    return model
+
+
+# In float64, so that the comparison is not blurred by Adam's first steps, which turn float32 rounding
+# differences of batched vs single matrix products in near-zero gradients into updates of up to lr.
+@pytest.mark.parametrize("name,kwargs", [("vae", {}), ("info_dropout", {}), ("vqvae", {"num_codes": 8}),
+                                         ("soft_vqvae", {"num_codes": 8, "noise_std": 0.3})])
+def test_model_trained_in_a_stack_equals_model_trained_alone(name, kwargs):
+    stack = trained(name, [5, 11, 17], dtype=torch.float64, **kwargs)
+    alone = trained(name, [11], dtype=torch.float64, **kwargs)
+    for (n, p_stack), p_alone in zip(stack.named_parameters(), alone.parameters()):
+        torch.testing.assert_close(p_stack[1], p_alone[0], atol=1e-9, rtol=1e-7, msg=n)
+
+
+def test_per_model_hyperparameters_in_a_stack():
+    stack = trained("soft_vqvae", [1, 1], dtype=torch.float64, num_codes=8, noise_std=[0.0, 0.5], beta=[0.25, 1.0])
+    alone = trained("soft_vqvae", [1], dtype=torch.float64, num_codes=8, noise_std=0.5, beta=1.0)
+    torch.testing.assert_close(stack.decoder.net[-1].weight[1], alone.decoder.net[-1].weight[0], atol=1e-9, rtol=1e-7)
+    assert not torch.allclose(stack.decoder.net[-1].weight[0], stack.decoder.net[-1].weight[1])
+
+
+def test_same_seed_same_result_and_loss_decreases():
+    a, b = build_model(SHAPE, "ae", 8, seeds=[0], widths=SMALL), build_model(SHAPE, "ae", 8, seeds=[0], widths=SMALL)
+    ha = train(a, tiny_data(), [0], iterations=40, batch_size=16, log_every=10, progress=False, device="cpu")
+    train(b, tiny_data(), [0], iterations=40, batch_size=16, log_every=10, progress=False, device="cpu")
+    torch.testing.assert_close(a.decoder.net[-1].weight, b.decoder.net[-1].weight)
+    assert ha["total"][-1][0] < ha["total"][0][0]
+    assert ha["iteration"] == [10, 20, 30, 40]
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path):
+    x, seeds = tiny_data(), [2, 3]
+    reference = build_model(SHAPE, "soft_vqvae", 8, seeds=seeds, widths=SMALL, num_codes=8, noise_std=0.2)
+    train(reference, x, seeds, iterations=20, batch_size=16, log_every=5, progress=False, device="cpu")
+
+    class Interrupt(Exception):
+        pass
+
+    def interrupt_at_15(iteration):
+        if iteration == 15:
+            raise Interrupt
+
+    ckpt = tmp_path / "run.pt"
+    first = build_model(SHAPE, "soft_vqvae", 8, seeds=seeds, widths=SMALL, num_codes=8, noise_std=0.2)
+    with pytest.raises(Interrupt):
+        train(first, x, seeds, iterations=20, batch_size=16, log_every=5, checkpoint=ckpt, checkpoint_every=10,
+              progress=False, device="cpu", on_step=interrupt_at_15)
+    assert torch.load(ckpt, weights_only=False)["iteration"] == 10
+    resumed = build_model(SHAPE, "soft_vqvae", 8, seeds=seeds, widths=SMALL, num_codes=8, noise_std=0.2)  # a fresh process
+    history = train(resumed, x, seeds, iterations=20, batch_size=16, log_every=5, checkpoint=ckpt,
+                    checkpoint_every=10, progress=False, device="cpu")
+    for (n, p), q in zip(reference.named_parameters(), resumed.parameters()):
+        torch.testing.assert_close(p, q, atol=0, rtol=0, msg=n)
+    assert history["iteration"] == [5, 10, 15, 20]
+    with pytest.raises(ValueError, match="seeds"):
+        train(build_model(SHAPE, "soft_vqvae", 8, seeds=[9, 9], widths=SMALL, num_codes=8), x, [9, 9], iterations=20,
+              batch_size=16, checkpoint=ckpt, progress=False, device="cpu")
+
+
+def test_nan_loss_stops_with_iteration_and_term():
+    model = build_model(SHAPE, "soft_vqvae", 8, seeds=[0, 1], widths=SMALL, num_codes=8)
+    with torch.no_grad():
+        model.bottleneck.beta[1] = float("inf")               # only model 1's commitment term overflows
+    with pytest.raises(FloatingPointError, match=r"iteration 1: term 'commitment' = inf \(model 1, seed 1\)"):
+        train(model, tiny_data(), [0, 1], iterations=5, batch_size=16, progress=False, device="cpu")
+
+
+def test_bad_arguments():
+    model = build_model(SHAPE, "ae", 8, seeds=[0, 1], widths=SMALL)
+    with pytest.raises(ValueError, match="2 models"):
+        train(model, tiny_data(), [0], iterations=2, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="batch size"):
+        train(model, tiny_data(8), [0, 1], iterations=2, batch_size=16, progress=False, device="cpu")
