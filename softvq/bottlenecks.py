@@ -7,7 +7,7 @@ One interface: `bottleneck(h)` with encoder features h (M, B, F) returns
 Latent loss terms are summed over the code dimension per input (negative log-likelihood style); with
 `reduction="mean"` they are averaged over it instead, as the authors' public code does.
 
-Per-model scalars (beta, noise_std) are buffers of shape (M,), so a stack may hold models that differ in
+Per-model scalars (beta, noise_std, vq_weight) are buffers of shape (M,), so a stack may hold models that differ in
 them. Random draws come from `self.generators` (one per model, set by the trainer) so that a model
 trained in a stack sees exactly the noise it sees alone.
 """
@@ -146,12 +146,13 @@ class SoftVectorQuantized(Bottleneck):
 
     def __init__(self, in_features, dim, n_models=1, reduction="sum", num_codes: int = 128,
                  beta: float | Sequence[float] = 0.25, noise_std: float | Sequence[float] = 0.0,
-                 vq_weight: float = 1.0, weighting: str = "paper", log_var_bound: float = 10.0):
+                 vq_weight: float | Sequence[float] = 1.0, weighting: str = "paper", log_var_bound: float = 10.0):
         super().__init__(in_features, dim, n_models, reduction)
         self.log_var_head = StackedLinear(in_features, num_codes, n_models)
         self.quantizer = SoftVectorQuantizer(dim, num_codes, weighting=weighting, learned_log_var=False,
                                              n_models=n_models)
-        self.vq_weight, self.log_var_bound = vq_weight, log_var_bound
+        self.log_var_bound = log_var_bound
+        self.register_buffer("vq_weight", per_model(vq_weight, n_models))
         self.register_buffer("beta", per_model(beta, n_models))
         self.register_buffer("noise_std", per_model(noise_std, n_models))
 

@@ -1,8 +1,8 @@
 """One config per run, the paper's presets, and `run(configs)` -> one results JSON per run.
 
 A run is named by its `Config`; the JSON stores the config beside the metrics, and its file name derives
-from the config, so finished runs are found and skipped. Configs that differ only in seed, beta or
-noise_std are trained together as one stack (see `softvq.train`).
+from the config, so finished runs are found and skipped. Configs that differ only in seed, beta,
+noise_std or vq_weight are trained together as one stack (see `softvq.train`).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -24,7 +24,7 @@ from .train import default_device, train
 
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
-STACKABLE = ("seed", "beta", "noise_std")       # fields that may differ inside one stack
+STACKABLE = ("seed", "beta", "noise_std", "vq_weight")       # fields that may differ inside one stack
 VALIDATION_SIZE = 10_000                        # held out of the training set when Config.validation
 
 
@@ -53,7 +53,6 @@ class Config:
     seed: int = 0
     validation: bool = False
     kmeans_n_init: int = 100
-    tag: str = field(default="", compare=True)    # free label, e.g. the preset or ablation name
 
     def __post_init__(self):
         if self.bottleneck not in BOTTLENECKS:
@@ -68,11 +67,11 @@ class Config:
     @property
     def run_id(self) -> str:
         digest = hashlib.sha1(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:8]
-        tag = f"{self.tag}-" if self.tag else ""
-        return f"{self.dataset}-{tag}{self.bottleneck}-d{self.d}-it{self.iterations}-s{self.seed}-{digest}"
+        split = "-val" if self.validation else ""
+        return f"{self.dataset}-{self.bottleneck}-d{self.d}-it{self.iterations}{split}-s{self.seed}-{digest}"
 
     def stack_key(self) -> tuple:
-        return tuple(v for k, v in dataclasses.asdict(self).items() if k not in STACKABLE and k != "tag")
+        return tuple(v for k, v in dataclasses.asdict(self).items() if k not in STACKABLE)
 
     def bottleneck_kwargs(self) -> dict:
         """Constructor arguments of the bottleneck shared by every model of a stack."""
@@ -80,7 +79,7 @@ class Config:
         if self.bottleneck in ("vqvae", "soft_vqvae"):
             kwargs["num_codes"] = self.K
         if self.bottleneck == "soft_vqvae":
-            kwargs.update(vq_weight=self.vq_weight, weighting=self.weighting, log_var_bound=self.log_var_bound)
+            kwargs.update(weighting=self.weighting, log_var_bound=self.log_var_bound)
         return kwargs
 
 
@@ -111,13 +110,13 @@ PAPER_CHOICES = {"noise_std": dict(noise_std=0.1), "weighting": dict(weighting="
 
 def table1(seeds: Sequence[int] = (0, 1, 2), iterations: int = 40_000, **overrides) -> list[Config]:
     """Table 1: MNIST, d = 64, the six bottlenecks."""
-    return [Config(dataset="mnist", d=64, iterations=iterations, seed=s, tag="table1", **{**kw, **overrides})
+    return [Config(dataset="mnist", d=64, iterations=iterations, seed=s, **{**kw, **overrides})
             for kw in TABLE1.values() for s in seeds]
 
 
 def figure4(seeds: Sequence[int] = (0,), iterations: int = 40_000, **overrides) -> list[Config]:
     """Figure 4: MNIST, d = 60, AE / VAE / VQ-VAE / soft VQ-VAE."""
-    return [Config(dataset="mnist", d=60, iterations=iterations, seed=s, tag="figure4", **{**TABLE1[b], **overrides})
+    return [Config(dataset="mnist", d=60, iterations=iterations, seed=s, **{**TABLE1[b], **overrides})
             for b in ("ae", "vae", "vqvae", "soft_vqvae") for s in seeds]
 
 
@@ -126,21 +125,26 @@ def table2(dataset: str = "cifar10", seeds: Sequence[int] = (0,), iterations: in
     """Table 2: d = 256 CNN on SVHN / CIFAR-10. `iterations` overrides every row's budget (the paper's:
     40,000, and 10,000 for the soft VQ-VAE)."""
     rows = [{**kw, **({"iterations": iterations} if iterations else {})} for kw in TABLE2.values()]
-    return [Config(dataset=dataset, d=256, seed=s, tag="table2", **{**kw, **overrides}) for kw in rows for s in seeds]
+    return [Config(dataset=dataset, d=256, seed=s, **{**kw, **overrides}) for kw in rows for s in seeds]
 
 
 def official_code(seed: int = 0, **overrides) -> Config:
     """The `official-code` preset: the authors' public MNIST notebook's choices."""
-    return Config(dataset="mnist", d=64, seed=seed, tag="official", **{**OFFICIAL_CODE, **overrides})
+    return Config(dataset="mnist", d=64, seed=seed, **{**OFFICIAL_CODE, **overrides})
 
 
 def ablation(seeds: Sequence[int] = (0, 1), iterations: int = 40_000, validation: bool = True,
              **overrides) -> dict[str, list[Config]]:
-    """The official-code preset, and the same with each difference to the paper switched back, one at a time."""
+    """The official-code preset, the same with each difference to the paper switched back one at a time,
+    the paper's soft VQ-VAE with all of them switched back, and the plain AE for reference."""
     base = dict(iterations=iterations, validation=validation, **overrides)
     rows = {"official-code": {}, **{f"paper {k}": v for k, v in PAPER_CHOICES.items()}}
-    return {name: [official_code(seed=s, **{**base, **change}, tag=f"ablation-{name.replace(' ', '_')}")
-                   for s in seeds] for name, change in rows.items()}
+    configs = {name: [official_code(seed=s, **{**base, **change})
+                      for s in seeds] for name, change in rows.items()}
+    for name in ("soft_vqvae", "ae"):
+        configs[f"paper {name}"] = [Config(dataset="mnist", d=64, seed=s, **{**TABLE1[name], **base})
+                                    for s in seeds]
+    return configs
 
 
 # ------------------------------------------------------------------------------------------- running
@@ -189,7 +193,7 @@ def evaluate_raw(dataset: str = "mnist", validation: bool = False, n_init: int =
     x_tr, y_tr, x_ev, y_ev = splits(dataset, validation, root)
     began = time.perf_counter()
     record = {"config": {"dataset": dataset, "bottleneck": "raw", "validation": validation, "seed": 0,
-                         "kmeans_n_init": n_init, "iterations": 0, "tag": "raw"},
+                         "kmeans_n_init": n_init, "iterations": 0},
               "metrics": downstream(x_tr.flatten(1), y_tr, x_ev.flatten(1), y_ev, n_init),
               "eval_time_s": time.perf_counter() - began}
     write_json(record, path)
@@ -241,6 +245,7 @@ def build_stack(configs: Sequence[Config], x_train: torch.Tensor):
         kwargs["beta"] = [c.beta for c in configs]
     if first.bottleneck == "soft_vqvae":
         kwargs["noise_std"] = [c.noise_std for c in configs]
+        kwargs["vq_weight"] = [c.vq_weight for c in configs]
     return build_model(x_train.shape[1:], first.bottleneck, first.d, net=first.net, seeds=[c.seed for c in configs],
                        recon=first.recon, pixel_var=float(x_train.var()), **kwargs)
 

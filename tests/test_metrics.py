@@ -1,0 +1,133 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from softvq.metrics import (
+    cluster_accuracy,
+    clustering_scores,
+    kmeans_labels,
+    linear_probe,
+    nmi,
+)
+
+
+def test_permuted_labels_score_perfectly():
+    y_true = np.array([0, 0, 1, 1, 2, 2, 3])
+    y_pred = np.array([2, 2, 0, 0, 3, 3, 1])  # a relabelling of y_true
+    assert cluster_accuracy(y_true, y_pred) == 1.0
+    assert nmi(y_true, y_pred) == pytest.approx(1.0)
+
+
+def test_accepts_torch_tensors():
+    y_true = torch.tensor([0, 0, 1, 1])
+    y_pred = torch.tensor([1, 1, 0, 0])
+    assert cluster_accuracy(y_true, y_pred) == 1.0
+    assert nmi(y_true, y_pred) == pytest.approx(1.0)
+
+
+def test_partial_accuracy_by_hand():
+    # Contingency (rows: true 0..2, cols: pred 0..2): [[0,2,0],[1,0,1],[0,0,2]].
+    # Best one-to-one map: pred1->0 (2 right), pred2->2 (2 right), pred0->1 (1 right) = 5/6.
+    assert cluster_accuracy([0, 0, 1, 1, 2, 2], [1, 1, 0, 2, 2, 2]) == pytest.approx(5 / 6)
+
+
+def test_nmi_by_hand():
+    # y_true = [0,0,1,1], y_pred = [0,0,0,1]
+    # p(true) = (1/2, 1/2), p(pred) = (3/4, 1/4), joint: (0,0)=1/2, (1,0)=1/4, (1,1)=1/4.
+    h_true = math.log(2)
+    h_pred = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    mi = (
+        0.5 * math.log(0.5 / (0.5 * 0.75))
+        + 0.25 * math.log(0.25 / (0.5 * 0.75))
+        + 0.25 * math.log(0.25 / (0.5 * 0.25))
+    )
+    expected = 2 * mi / (h_true + h_pred)
+    assert nmi([0, 0, 1, 1], [0, 0, 0, 1]) == pytest.approx(expected)
+
+
+def test_more_clusters_than_classes():
+    # Only one cluster per class can be matched; the rest count as wrong.
+    assert cluster_accuracy([0, 0, 1, 1], [0, 1, 2, 3]) == pytest.approx(0.5)
+    assert cluster_accuracy([0, 0, 0, 1, 1, 1], [0, 0, 1, 2, 2, 2]) == pytest.approx(5 / 6)
+
+
+def test_fewer_clusters_than_classes():
+    assert cluster_accuracy([0, 0, 0, 1, 2], [0, 0, 0, 0, 0]) == pytest.approx(3 / 5)
+
+
+@pytest.mark.parametrize(
+    "y_true, y_pred",
+    [
+        ([[0, 1]], [0, 1]),  # 2-D labels
+        ([0, 1, 1], [0, 1]),  # unequal lengths
+        ([], []),  # empty
+        ([0.0, 1.0], [0, 1]),  # float labels
+    ],
+)
+def test_bad_labels_raise(y_true, y_pred):
+    with pytest.raises(ValueError):
+        cluster_accuracy(y_true, y_pred)
+    with pytest.raises(ValueError):
+        nmi(y_true, y_pred)
+
+
+def _blobs(n_per_blob=50, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]])
+    y = np.repeat(np.arange(3), n_per_blob)
+    z = centers[y] + rng.standard_normal((len(y), 2))
+    return z.astype(np.float32), y
+
+
+def test_kmeans_recovers_separated_blobs():
+    z, y = _blobs()
+    pred = kmeans_labels(z, n_clusters=3, n_init=5, seed=0)
+    assert pred.shape == y.shape
+    assert cluster_accuracy(y, pred) == 1.0
+
+
+def test_clustering_scores_on_blobs():
+    z, y = _blobs()
+    scores = clustering_scores(torch.from_numpy(z), torch.from_numpy(y), n_init=5)
+    assert scores == {"cluster_acc": 1.0, "nmi": pytest.approx(1.0)}
+
+
+def test_kmeans_rejects_bad_latents():
+    with pytest.raises(ValueError, match="2-D"):
+        kmeans_labels(np.zeros(10), n_clusters=2)
+    with pytest.raises(ValueError, match="at least"):
+        kmeans_labels(np.zeros((3, 2)), n_clusters=5)
+    with pytest.raises(ValueError, match="length"):
+        clustering_scores(np.zeros((4, 2)), np.array([0, 1, 0]))
+
+
+def _linear_data(n, seed, weight):
+    gen = torch.Generator().manual_seed(seed)
+    z = 5 * torch.randn(n, weight.shape[0], generator=gen) + 3  # unstandardised on purpose
+    return z, (z @ weight).argmax(1)  # labels from a linear rule: separable
+
+
+def test_linear_probe_separable_data():
+    weight = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    z_train, y_train = _linear_data(1000, 1, weight)
+    z_test, y_test = _linear_data(500, 2, weight)
+    assert linear_probe(z_train, y_train, z_test, y_test) > 0.95
+
+
+def test_linear_probe_random_labels_is_chance():
+    rng = np.random.default_rng(0)
+    z_train, z_test = rng.standard_normal((2000, 8)), rng.standard_normal((2000, 8))
+    y_train, y_test = rng.integers(0, 4, 2000), rng.integers(0, 4, 2000)
+    assert linear_probe(z_train, y_train, z_test, y_test) == pytest.approx(0.25, abs=0.05)
+
+
+def test_linear_probe_rejects_bad_shapes():
+    z, y = np.zeros((10, 3)), np.zeros(10, dtype=int)
+    with pytest.raises(ValueError, match="width"):
+        linear_probe(z, y, np.zeros((10, 4)), y)
+    with pytest.raises(ValueError, match="length"):
+        linear_probe(z, y[:5], z, y)
+    with pytest.raises(ValueError, match="2-D"):
+        linear_probe(z[:, 0], y, z, y)
