@@ -20,7 +20,7 @@ import torch
 from . import data, metrics
 from .bottlenecks import BOTTLENECKS
 from .model import build_model
-from .train import default_device, train
+from .train import default_device, save_atomic, train
 
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
@@ -152,6 +152,21 @@ def result_path(config: Config, results_dir: str | Path = RESULTS_DIR) -> Path:
     return Path(results_dir) / config.dataset / f"{config.run_id}.json"
 
 
+def latents_path(config: Config, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> Path:
+    """Where a run's evaluation latents z_e (and labels) are kept (git-ignored, like checkpoints)."""
+    return Path(checkpoint_dir) / f"{config.run_id}.latents.pt"
+
+
+def latents(config: Config, root=None, device=None, results_dir: str | Path = RESULTS_DIR,
+            checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evaluation-set latents z_e (N, d) and labels (N,) of a run, training it first if they are missing."""
+    path = latents_path(config, checkpoint_dir)
+    if not path.exists():
+        run_stack([config], root, device, results_dir, checkpoint_dir, progress)
+    saved = torch.load(path, weights_only=True)
+    return saved["z"], saved["y"]
+
+
 def write_json(record: dict, path: str | Path) -> None:
     """Write JSON atomically (temporary file, then rename)."""
     path = Path(path)
@@ -224,12 +239,15 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
     history = train(model, x_tr, seeds, iterations=first.iterations, batch_size=first.batch_size, lr=first.lr,
                     device=device, checkpoint=ckpt, progress=progress)
     z_tr, z_ev = model.encode(x_tr).cpu(), model.encode(x_ev).cpu()
+    terms = [k for k in history if k not in ("iteration", "wall_time")]
     records = []
     for m, c in enumerate(configs):
         began = time.perf_counter()
         scores = downstream(z_tr[m], y_tr, z_ev[m], y_ev, c.kmeans_n_init, c.seed)
+        save_atomic({"z": z_ev[m].clone(), "y": y_ev}, latents_path(c, checkpoint_dir))
         record = {"config": dataclasses.asdict(c), "run_id": c.run_id, "metrics": scores,
-                  "final_losses": {k: v[-1][m] for k, v in history.items() if k not in ("iteration", "wall_time")},
+                  "final_losses": {k: history[k][-1][m] for k in terms},
+                  "history": {"iteration": history["iteration"], **{k: [v[m] for v in history[k]] for k in terms}},
                   "train_time_s": history["wall_time"], "stack_size": len(configs),
                   "eval_time_s": time.perf_counter() - began, "device": str(device), "torch": torch.__version__}
         write_json(record, result_path(c, results_dir))

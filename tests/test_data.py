@@ -65,17 +65,9 @@ def test_missing_root_from_environment(monkeypatch, tmp_path):
         load_dataset("cifar10-jpeg")
 
 
-def _mnist_root():
-    root = os.environ.get("SOFTVQ_DATA")
-    if not root or not (Path(root) / "MNIST" / "raw").is_dir():
-        pytest.skip("real MNIST not available: set SOFTVQ_DATA to a folder with MNIST/raw/*-ubyte")
-    return root
-
-
-def test_mnist_real_data():
-    root = _mnist_root()
-    x_train, y_train = load_dataset("mnist", "train", root=root)
-    x_test, y_test = load_dataset("mnist", "test")  # root from SOFTVQ_DATA
+def test_mnist_real_data(mnist_root):  # fixture from conftest: skips without real MNIST
+    x_train, y_train = load_dataset("mnist", "train", root=mnist_root)
+    x_test, y_test = load_dataset("mnist", "test")  # root from SOFTVQ_DATA (or ./data)
     assert x_train.shape == (60000, 1, 28, 28) and x_test.shape == (10000, 1, 28, 28)
     assert x_train.dtype == x_test.dtype == torch.float32
     assert y_train.dtype == y_test.dtype == torch.int64
@@ -132,8 +124,9 @@ def test_cifar10_jpeg_from_fake_tarball(tmp_path, monkeypatch):
     assert y_test.tolist() == list(range(10))
 
 
+@pytest.mark.slow
 def test_cifar10_jpeg_real_data_shapes():
-    """Uses the real tarball; the first run decodes 60,000 JPEGs (about 20 s) into the cache."""
+    """Uses the real tarball; the first run decodes 60,000 JPEGs (about 20-30 s) into the cache."""
     root = os.environ.get("SOFTVQ_DATA")
     if not root or not (Path(root) / CIFAR10_JPEG_TARBALL).is_file():
         pytest.skip(f"set SOFTVQ_DATA to a folder with {CIFAR10_JPEG_TARBALL} to run")
