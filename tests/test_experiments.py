@@ -1,0 +1,65 @@
+import json
+
+import pytest
+import torch
+
+from softvq import experiments
+from softvq.experiments import Config
+
+
+def test_config_names_runs_and_validates():
+    a, b = Config(seed=0), Config(seed=1)
+    assert a.run_id != b.run_id and a.stack_key() == b.stack_key()
+    assert Config(noise_std=0.3).stack_key() == a.stack_key()           # stackable field
+    assert Config(batch_size=64).stack_key() != a.stack_key()
+    assert Config().net == "mlp" and Config(dataset="cifar10").net == "cnn"
+    with pytest.raises(ValueError, match="unknown bottleneck"):
+        Config(bottleneck="gan")
+    with pytest.raises(ValueError, match="positive"):
+        Config(iterations=0)
+
+
+def test_presets_follow_the_paper():
+    t1 = {c.bottleneck: c for c in experiments.table1(seeds=(0,))}
+    assert set(t1) == {"ae", "vae", "beta_vae", "info_dropout", "vqvae", "soft_vqvae"}
+    assert t1["beta_vae"].beta == 20 and t1["vqvae"].K == 128 and t1["soft_vqvae"].K == 128
+    assert all(c.d == 64 and c.iterations == 40_000 and c.batch_size == 32 and c.lr == 3e-4 for c in t1.values())
+    t2 = {c.bottleneck: c for c in experiments.table2("svhn", seeds=(0,))}
+    assert t2["beta_vae"].beta == 100 and t2["vqvae"].K == 512 and t2["soft_vqvae"].K == 32
+    assert t2["soft_vqvae"].iterations == 10_000 and t2["ae"].iterations == 40_000 and t2["ae"].d == 256
+    assert {c.d for c in experiments.figure4()} == {60}
+    official = experiments.official_code()
+    assert (official.noise_std, official.weighting, official.recon, official.batch_size) == (0.0, "official", "mse_var", 64)
+    rows = experiments.ablation(seeds=(0,), iterations=100)
+    for name, change in experiments.PAPER_CHOICES.items():
+        (config,) = rows[f"paper {name}"]
+        differing = {k for k, v in vars(config).items() if v != vars(rows["official-code"][0])[k]}
+        assert differing == set(change), name
+    assert all(c.validation for cs in rows.values() for c in cs)
+
+
+def test_validation_split_never_touches_the_test_set(mnist_root):
+    x_tr, y_tr, x_val, y_val = experiments.splits("mnist", True, mnist_root)
+    assert len(x_tr) == 50_000 and len(x_val) == 10_000
+    x_all, _ = experiments.splits("mnist", False, mnist_root)[:2]
+    # the validation images are training images
+    assert torch.equal(x_val[:5], x_all[torch.randperm(60_000, generator=torch.Generator().manual_seed(0))[-10_000:][:5]])
+
+
+def test_run_writes_one_json_per_config_and_skips_finished(mnist_root, tmp_path):
+    configs = [Config(bottleneck="soft_vqvae", d=8, K=8, iterations=30, seed=s, noise_std=0.1, kmeans_n_init=1)
+               for s in (0, 1)]
+    kwargs = dict(root=mnist_root, device="cpu", results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c",
+                  progress=False)
+    records = experiments.run(configs, **kwargs)
+    assert [r["config"]["seed"] for r in records] == [0, 1] and records[0]["stack_size"] == 2
+    for r, c in zip(records, configs):
+        saved = json.loads(experiments.result_path(c, tmp_path / "r").read_text())
+        assert saved["metrics"] == r["metrics"]
+        assert set(saved["metrics"]) == {"cluster_acc", "nmi", "classification_acc"}
+        assert 0 <= saved["metrics"]["cluster_acc"] <= 1 and saved["history"]["iteration"][-1] == 30
+    z, y = experiments.latents(configs[1], **kwargs)
+    assert z.shape == (10_000, 8) and y.shape == (10_000,)
+    mtime = experiments.result_path(configs[0], tmp_path / "r").stat().st_mtime
+    experiments.run(configs, **kwargs)                                   # everything exists: nothing retrained
+    assert experiments.result_path(configs[0], tmp_path / "r").stat().st_mtime == mtime
