@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ import torch
 from . import data, metrics
 from .bottlenecks import BOTTLENECKS
 from .model import build_model
-from .train import default_device, save_atomic, train
+from .io import save_atomic, write_json
+from .train import default_device, train
 
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
@@ -165,15 +165,6 @@ def latents(config: Config, root=None, device=None, results_dir: str | Path = RE
         run_stack([config], root, device, results_dir, checkpoint_dir, progress)
     saved = torch.load(path, weights_only=True)
     return saved["z"], saved["y"]
-
-
-def write_json(record: dict, path: str | Path) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def load_results(results_dir: str | Path = RESULTS_DIR) -> list[dict]:

@@ -11,7 +11,6 @@ order and every generator state. They are written atomically; an interrupted run
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .io import save_atomic
 from .model import AutoEncoder
 
 STREAMS = {"init": 0, "data": 1, "noise": 2}
@@ -66,15 +66,6 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
-
-
-def save_atomic(obj, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def check_finite(losses: dict[str, torch.Tensor], iteration: int, seeds: Sequence[int]) -> None:
