@@ -70,8 +70,12 @@ def kmeans_labels(z, n_clusters: int = 10, n_init: int = 100, seed: int = 0) -> 
 
     As in the paper: ``n_init`` runs from random initial centres (``init="random"``, i.e.
     centres drawn from the data points); sklearn keeps the run with the lowest inertia
-    (within-cluster sum of squares). ``seed`` fixes all runs. On the 2-core dev CPU,
-    10,000 x 64 latents with n_init=100 take about 2.5 s (10,000 x 256: about 6 s).
+    (within-cluster sum of squares). ``seed`` fixes all runs.
+
+    On the idle 2-core dev CPU, 10,000 x 64 latents with n_init=100 take about 2.5 s
+    (10,000 x 256: about 6 s). If another process keeps a core busy, OpenMP's busy-waiting
+    threads make this 20-40x slower; start Python with ``OMP_WAIT_POLICY=passive`` (or
+    ``OMP_NUM_THREADS=1``) then. Setting it after ``import torch`` has no effect.
     """
     z = _latents(z, "z")
     if len(z) < n_clusters:
@@ -110,9 +114,11 @@ def linear_probe(
     earlier, once the loss stops changing. The problem is convex, so ``seed`` (which
     sets the small random initial weights) hardly matters.
 
-    Measured on the 2-core dev CPU with 60,000 training latents (MNIST-like, 10 classes):
-    about 1 s for 64 features and about 4 s for 256 features, matching sklearn's
-    ``LogisticRegression(lbfgs)`` accuracy to within 0.1 % while 3-4x faster.
+    Measured on the idle 2-core dev CPU with 60,000 training latents (random features of
+    MNIST, 10 classes): about 1 s for 64 features and 4 s for 256 features, with the same
+    accuracy as sklearn's ``LogisticRegression(lbfgs)`` (to 0.1 %) at 3-4x less time.
+    Separable data never converges and runs all 500 iterations: about 2 s (64) and
+    6 s (256), measured with the second core busy. See ``kmeans_labels`` about a busy CPU.
 
     Args:
         z_train, z_test: latents (N, D) and (M, D).

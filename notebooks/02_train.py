@@ -1,0 +1,81 @@
+# %% [markdown]
+# # Train one model
+#
+# This notebook trains one autoencoder with the paper's settings and evaluates its latent codes.
+# Pick the bottleneck and its settings in the parameters cell; fields left as `None` keep the paper's
+# value (Table 1 on MNIST, Table 2 otherwise). A finished run is not trained again: its checkpoint is
+# reloaded.
+
+# %%
+# Colab or a fresh environment: install softvq first. There is no public URL yet; once the
+# repository is published, install it with `%pip install -q git+https://github.com/<owner>/softvq`.
+try:
+    import softvq
+except ImportError:
+    %pip install -q softvq
+    import softvq
+
+# %% tags=["parameters"]
+budget = "quick"            # "quick": a few hundred iterations; "paper": 40,000
+dataset = "mnist"           # mnist, svhn, cifar10, cifar10-jpeg
+bottleneck = "soft_vqvae"   # ae, vae, beta_vae, info_dropout, vqvae, soft_vqvae
+d = None                    # code size (paper: 64 on MNIST, 256 otherwise)
+K = None                    # codebook size (VQ-VAE, soft VQ-VAE)
+beta = None                 # KL weight, or commitment weight of the VQ models
+noise_std = None            # soft VQ-VAE: noise added to z_e while training
+iterations = None           # None: the budget's
+seed = 0
+kmeans_n_init = None        # None: the budget's
+n_images = 10               # reconstructions shown
+figures_dir = None          # None: the project's figures/, results/, checkpoints/
+results_dir = None
+checkpoint_dir = None
+data_root = None            # None: $SOFTVQ_DATA or ./data
+device = None               # None: cuda when present
+
+# %%
+import json
+
+from softvq import data, experiments, report
+
+settings = report.budget(budget, iterations=iterations, kmeans_n_init=kmeans_n_init)
+figures, results, checkpoints = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
+config = report.preset_config(bottleneck, dataset, d=d, K=K, beta=beta, noise_std=noise_std, seed=seed,
+                              iterations=settings["iterations"], kmeans_n_init=settings["kmeans_n_init"])
+config
+
+# %% [markdown]
+# ## Training
+#
+# One call trains the model, encodes the training and evaluation sets, scores the codes and writes a
+# results JSON named after the config.
+
+# %%
+records, model, history = experiments.run_stack([config], root=data_root, device=device, results_dir=results,
+                                                checkpoint_dir=checkpoints, keep_model=True)
+record = records[0]
+print(experiments.result_path(config, results))
+print(json.dumps(record["metrics"], indent=2))
+
+# %% [markdown]
+# The three scores are those of the paper: K-means clustering accuracy and NMI of the test codes, and
+# the accuracy of a linear classifier trained on the training codes.
+#
+# ## Loss curves
+#
+# Each panel is one term of the loss, averaged over the logged iterations.
+
+# %%
+fig = report.plot_history(record["history"], title=f"{config.run_id}")
+report.save_figure(fig, figures / f"train_{bottleneck}_loss.png")
+
+# %% [markdown]
+# ## Reconstructions
+#
+# Test images (top) and what the decoder makes of their codes (bottom).
+
+# %%
+x_test, _ = data.load_dataset(dataset, "test", data_root)
+x = x_test[:n_images]
+fig = report.plot_reconstructions(x, model.reconstruct(x)[0], title=f"{bottleneck}, {config.iterations:,} iterations")
+report.save_figure(fig, figures / f"train_{bottleneck}_reconstructions.png")
