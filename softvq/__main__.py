@@ -35,6 +35,7 @@ def main(argv=None) -> None:
     preset.add_argument("--iterations", type=int, default=None)
     preset.add_argument("--dataset", default="cifar10", help="for table2")
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
+    preset.add_argument("--only", nargs="+", default=None, metavar="BOTTLENECK", help="run only these bottlenecks")
     for p in (one, preset):
         p.add_argument("--seeds", type=int, nargs="+", default=[0])
         p.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
@@ -49,6 +50,8 @@ def main(argv=None) -> None:
         if args.iterations is None and args.name != "table2":
             args.iterations = 40_000
         configs = PRESETS[args.name](args)
+        if args.only:
+            configs = [c for c in configs if c.bottleneck in args.only]
     for record in experiments.run(configs, root=args.data_root, device=args.device, results_dir=args.results):
         print(json.dumps({"run_id": record["run_id"], **record["metrics"],
                           "train_time_s": round(record["train_time_s"], 1)}))
