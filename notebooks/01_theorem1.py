@@ -110,7 +110,7 @@ print("distance after steps:", f"{descent['distance'][-1]:.2e}")
 
 # %%
 fig = report.plot_theorem1(codebook, noisy, s, curves, descent)
-report.save_figure(fig, figures / "theorem1.png")
+print("saved", report.save_figure(fig, figures / "theorem1.png"))
 
 # %% [markdown]
 # Left: noisy codes (grey) move to their posterior means (blue). These lie between codewords when the

@@ -1,9 +1,25 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # Train one model
 #
 # This notebook trains one autoencoder with the paper's settings and evaluates its latent codes.
-# Pick the bottleneck and its settings in the parameters cell; fields left as `None` keep the paper's
-# value (Table 1 on MNIST, Table 2 otherwise). A finished run is not trained again: its checkpoint is
+# Pick the bottleneck and its settings in the parameters cell; fields left as `None` keep the value of
+# the Table 1 preset (MNIST) or the Table 2 preset (other data sets). A finished run is not trained again: its checkpoint is
 # reloaded.
 
 # %%
@@ -12,17 +28,17 @@
 try:
     import softvq
 except ImportError:
-    %pip install -q softvq
+    # %pip install -q softvq
     import softvq
 
 # %% tags=["parameters"]
 budget = "quick"            # "quick": a few hundred iterations; "paper": 40,000
 dataset = "mnist"           # mnist, svhn, cifar10, cifar10-jpeg
 bottleneck = "soft_vqvae"   # ae, vae, beta_vae, info_dropout, vqvae, soft_vqvae
-d = None                    # code size (paper: 64 on MNIST, 256 otherwise)
-K = None                    # codebook size (VQ-VAE, soft VQ-VAE)
-beta = None                 # KL weight, or commitment weight of the VQ models
-noise_std = None            # soft VQ-VAE: noise added to z_e while training
+d = None                    # code size (None: 64 on MNIST, 256 otherwise)
+K = None                    # codebook size of the VQ-VAE / soft VQ-VAE (None: the preset's)
+beta = None                 # KL weight, or commitment weight of the VQ models (None: the preset's)
+noise_std = None            # soft VQ-VAE: noise added to z_e while training (None: the preset's)
 iterations = None           # None: the budget's
 seed = 0
 kmeans_n_init = None        # None: the budget's
@@ -32,6 +48,7 @@ results_dir = None
 checkpoint_dir = None
 data_root = None            # None: $SOFTVQ_DATA or ./data
 device = None               # None: cuda when present
+progress = True             # training progress bar
 
 # %%
 import json
@@ -52,7 +69,7 @@ config
 
 # %%
 records, model, history = experiments.run_stack([config], root=data_root, device=device, results_dir=results,
-                                                checkpoint_dir=checkpoints, keep_model=True)
+                                                checkpoint_dir=checkpoints, progress=progress, keep_model=True)
 record = records[0]
 print(experiments.result_path(config, results))
 print(json.dumps(record["metrics"], indent=2))
@@ -67,7 +84,7 @@ print(json.dumps(record["metrics"], indent=2))
 
 # %%
 fig = report.plot_history(record["history"], title=f"{config.run_id}")
-report.save_figure(fig, figures / f"train_{bottleneck}_loss.png")
+print("saved", report.save_figure(fig, figures / f"train_{bottleneck}_loss.png"))
 
 # %% [markdown]
 # ## Reconstructions
@@ -78,4 +95,4 @@ report.save_figure(fig, figures / f"train_{bottleneck}_loss.png")
 x_test, _ = data.load_dataset(dataset, "test", data_root)
 x = x_test[:n_images]
 fig = report.plot_reconstructions(x, model.reconstruct(x)[0], title=f"{bottleneck}, {config.iterations:,} iterations")
-report.save_figure(fig, figures / f"train_{bottleneck}_reconstructions.png")
+print("saved", report.save_figure(fig, figures / f"train_{bottleneck}_reconstructions.png"))

@@ -1,3 +1,19 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # Figure 4: t-SNE of the latent codes
 #
@@ -12,7 +28,7 @@
 try:
     import softvq
 except ImportError:
-    %pip install -q softvq
+    # %pip install -q softvq
     import softvq
 
 # %% tags=["parameters"]
@@ -27,6 +43,7 @@ results_dir = None
 checkpoint_dir = None
 data_root = None        # None: $SOFTVQ_DATA or ./data
 device = None           # None: cuda when present
+progress = True         # training progress bars
 
 # %%
 from softvq import experiments, report
@@ -45,7 +62,7 @@ configs = experiments.figure4(seeds=[seed], iterations=settings["iterations"],
 
 # %%
 codes = {c.bottleneck: experiments.latents(c, root=data_root, device=device, results_dir=results,
-                                           checkpoint_dir=checkpoints) for c in configs}
+                                           checkpoint_dir=checkpoints, progress=progress) for c in configs}
 
 # %% [markdown]
 # Their scores, for reference (d = 60 here, while Table 1 uses d = 64):
@@ -65,7 +82,7 @@ embeddings = {name: (report.tsne(z[index], seed=seed, perplexity=perplexity), y[
               for name, (z, y) in codes.items()}
 fig = report.plot_embeddings(embeddings, title=f"t-SNE of MNIST test codes z_e (d = 60), "
                              f"{configs[0].iterations:,} iterations, {len(index):,} points")
-report.save_figure(fig, figures / "figure4.png")
+print("saved", report.save_figure(fig, figures / "figure4.png"))
 
 # %% [markdown]
 # With the paper's budget the soft VQ-VAE's clusters are the tightest. With the quick budget the models

@@ -1,3 +1,19 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # Tables 1 and 2, and the ablation
 #
@@ -20,7 +36,7 @@
 try:
     import softvq
 except ImportError:
-    %pip install -q softvq
+    # %pip install -q softvq
     import softvq
 
 # %% tags=["parameters"]
@@ -37,6 +53,7 @@ results_dir = None
 checkpoint_dir = None
 data_root = None                    # None: $SOFTVQ_DATA or ./data
 device = None                       # None: cuda when present
+progress = True                     # training progress bars
 
 # %%
 from softvq import experiments, report
@@ -44,7 +61,7 @@ from softvq import experiments, report
 settings = report.budget(budget, iterations=iterations, table2_iterations=table2_iterations, seeds=seeds,
                          kmeans_n_init=kmeans_n_init)
 figures, results, checkpoints = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
-where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints)
+where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints, progress=progress)
 n_init = settings["kmeans_n_init"]
 settings
 

@@ -1,3 +1,19 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # Codebook diagnostics of a soft VQ-VAE
 #
@@ -14,14 +30,14 @@
 try:
     import softvq
 except ImportError:
-    %pip install -q softvq
+    # %pip install -q softvq
     import softvq
 
 # %% tags=["parameters"]
 budget = "quick"        # "quick": a few hundred iterations; "paper": 40,000
 iterations = None       # None: the budget's
 seed = 0
-K = None                # None: the paper's 128
+K = None                # None: the preset's 128
 noise_std = None        # None: the preset's
 kmeans_n_init = None    # None: the budget's
 figures_dir = None      # None: the project's figures/, results/, checkpoints/
@@ -29,6 +45,7 @@ results_dir = None
 checkpoint_dir = None
 data_root = None        # None: $SOFTVQ_DATA or ./data
 device = None           # None: cuda when present
+progress = True         # training progress bar
 
 # %%
 from softvq import data, experiments, report
@@ -39,12 +56,12 @@ config = report.preset_config("soft_vqvae", "mnist", K=K, noise_std=noise_std, s
                               iterations=settings["iterations"], kmeans_n_init=settings["kmeans_n_init"])
 
 # %% [markdown]
-# The model of the Table 1 preset (the same run as notebook 02 with its defaults; a finished run is
-# reloaded from its checkpoint, not trained again).
+# The soft VQ-VAE of the Table 1 preset: the same run as notebook 02 with its defaults. A finished run
+# is reloaded from its checkpoint, not trained again.
 
 # %%
 records, model, _ = experiments.run_stack([config], root=data_root, device=device, results_dir=results,
-                                          checkpoint_dir=checkpoints, keep_model=True)
+                                          checkpoint_dir=checkpoints, progress=progress, keep_model=True)
 x_test, _ = data.load_dataset("mnist", "test", data_root)
 codes = report.soft_codes(model, x_test)
 per_code, summary = report.codebook_stats(codes)
@@ -55,7 +72,7 @@ summary
 
 # %%
 fig = report.plot_codebook(per_code, codes, title=f"soft VQ-VAE, K = {config.K}, {config.iterations:,} iterations")
-report.save_figure(fig, figures / "codebook.png")
+print("saved", report.save_figure(fig, figures / "codebook.png"))
 
 # %% [markdown]
 # A soft perplexity well below K means that a few codewords carry most of the posterior mass. A largest

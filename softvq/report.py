@@ -64,7 +64,7 @@ def output_dirs(figures_dir=None, results_dir=None, checkpoint_dir=None) -> tupl
 
 
 def preset_config(bottleneck: str = "soft_vqvae", dataset: str = "mnist", **fields) -> Config:
-    """The paper's row for `bottleneck` (Table 1 preset on MNIST, Table 2 otherwise) with the given
+    """The preset row of `bottleneck` (experiments.TABLE1 on MNIST, TABLE2 otherwise) with the given
     fields replaced; fields that are None keep the preset's value."""
     table = experiments.TABLE1 if dataset == "mnist" else experiments.TABLE2
     if bottleneck not in table:
@@ -165,7 +165,16 @@ def budget_note(df: pd.DataFrame) -> str:
     paper_its = "40,000" if (df["dataset"] == "mnist").all() else "40,000; soft VQ-VAE 10,000"
     return (f"Budget: {' / '.join(f'{i:,}' for i in its) or 'n/a'} training iterations per run (the paper: "
             f"{paper_its}); seeds: {', '.join(seeds) or 'none found'}; evaluation: {datasets}, {split}; "
-            f"K-means initialisations: {', '.join(map(str, n_init))}.")
+            f"K-means initialisations: {', '.join(map(str, n_init))}.{_paper_column_note(df)}")
+
+
+def _paper_column_note(df: pd.DataFrame) -> str:
+    """' Paper columns: CIFAR-10 ...' when a data set is compared with another one's paper column."""
+    other = {d: paper.PAPER_DATASET[d] for d in df["dataset"] if d in paper.PAPER_DATASET}
+    if not other or not any(c.startswith("paper_") for c in df.columns):
+        return ""
+    names = ", ".join(DATASET_LABELS.get(p, p) for p in dict.fromkeys(other.values()))
+    return f" Paper columns: the paper's {names} numbers (original pixels)."
 
 
 def _fmt(value: float, metric: str, signed: bool = False) -> str:
@@ -228,7 +237,10 @@ def plot_history(history: Mapping[str, Sequence[float]], title: str = "") -> mat
     terms = [k for k in history if k != "iteration"]
     fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8), squeeze=False)
     for ax, term in zip(axes[0], terms):
-        ax.plot(history["iteration"], history[term])
+        values = np.asarray(history[term], dtype=float)
+        ax.plot(history["iteration"], values)
+        if values.min() > 0 and values.max() > 20 * values.min():    # a term that falls by orders of magnitude
+            ax.set_yscale("log")
         ax.set(title=term, xlabel="iteration")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
@@ -358,7 +370,7 @@ def temperature_curve(codebook, clean, noisy, sigma: float, temperatures=np.logs
     return np.asarray(temperatures), np.asarray(mse)
 
 
-def kl_descent(codebook: torch.Tensor, weights: torch.Tensor, steps: int = 100, lr: float = 0.1) -> dict:
+def kl_descent(codebook: torch.Tensor, weights: torch.Tensor, steps: int = 60, lr: float = 0.5) -> dict:
     """Minimise sum_k p_k KL(N(mu_k, I) || N(m, I)) over m by gradient descent from m = 0.
 
     Returns the minimiser m, the posterior mean sum_k p_k mu_k, and per step the objective and the
@@ -372,7 +384,7 @@ def kl_descent(codebook: torch.Tensor, weights: torch.Tensor, steps: int = 100, 
     for _ in range(steps):
         loss = (weights * kl_divergence(components, Independent(Normal(m, torch.ones_like(m)), 1))).sum()
         objective.append(float(loss.detach()))
-        distance.append(float((m - target).norm()))
+        distance.append(float((m.detach() - target).norm()))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -380,20 +392,23 @@ def kl_descent(codebook: torch.Tensor, weights: torch.Tensor, steps: int = 100, 
 
 
 def plot_theorem1(codebook, noisy, sigma: float, curves: Mapping[str, tuple], descent: Mapping,
-                  n_arrows: int = 25) -> matplotlib.figure.Figure:
+                  n_arrows: int = 15) -> matplotlib.figure.Figure:
     """Three panels: 2-D noisy codes with their hard and soft (posterior-mean) estimates; the MSE of the
     tempered posterior mean relative to t = 1 for each curve {name: (t, mse)}; the KL descent distance."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     ax = axes[0]
     pts = noisy[:1500]
     ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.25, color="grey", label="noisy codes")
-    soft = posterior_mean(codebook, noisy[:n_arrows], sigma ** 2)
-    hard = nearest_codeword(noisy[:n_arrows], codebook)[0]
-    for z, s in zip(noisy[:n_arrows], soft):
-        ax.annotate("", xy=s.tolist(), xytext=z.tolist(), arrowprops=dict(arrowstyle="->", color="C0", lw=0.8))
-    ax.scatter(soft[:, 0], soft[:, 1], s=12, color="C0", label="posterior mean")
-    ax.scatter(hard[:, 0], hard[:, 1], s=40, facecolors="none", edgecolors="C3", label="nearest codeword")
-    ax.scatter(codebook[:, 0], codebook[:, 1], marker="*", s=150, color="k", label="codewords")
+    ax.scatter(codebook[:, 0], codebook[:, 1], marker="*", s=150, color="k", label="codewords", zorder=3)
+    z_hat, weights = posterior(codebook, noisy, sigma ** 2)
+    shown = (weights.max(-1).values < 0.9).nonzero()[:n_arrows, 0]      # ambiguous codes: the interesting ones
+    hard = nearest_codeword(noisy[shown], codebook)[0]
+    for z, s, h in zip(noisy[shown], z_hat[shown], hard):
+        ax.plot(*zip(z.tolist(), h.tolist()), ls="--", lw=0.8, color="C3")
+        ax.annotate("", xy=s.tolist(), xytext=z.tolist(), arrowprops=dict(arrowstyle="->", color="C0", lw=1.2))
+    ax.scatter(noisy[shown, 0], noisy[shown, 1], s=12, marker="x", color="k", label="ambiguous noisy code")
+    ax.scatter(z_hat[shown, 0], z_hat[shown, 1], s=14, color="C0", label="its posterior mean", zorder=4)
+    ax.plot([], [], ls="--", color="C3", label="its nearest codeword")
     ax.set(title=f"2-D mixture, sigma = {sigma:g}", aspect="equal")
     ax.legend(fontsize=7, loc="best")
     ax = axes[1]
@@ -457,10 +472,10 @@ def plot_codebook(per_code: pd.DataFrame, codes: Mapping[str, torch.Tensor], mod
                   title: str = "") -> matplotlib.figure.Figure:
     """Codeword usage sorted (soft and hard), sigma_k against usage, and the largest posterior per input."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    order = per_code.sort_values("soft_usage", ascending=False)
-    axes[0].bar(np.arange(len(order)), order["soft_usage"], label="soft (mean posterior)")
-    axes[0].plot(np.arange(len(order)), order["hard_usage"], ".", color="C3", label="hard (argmax)")
-    axes[0].set(xlabel="codeword (by usage)", ylabel="share of inputs", title="codebook usage")
+    rank = np.arange(1, len(per_code) + 1)
+    axes[0].plot(rank, np.sort(per_code["soft_usage"].to_numpy())[::-1], label="soft (mean posterior)")
+    axes[0].plot(rank, np.sort(per_code["hard_usage"].to_numpy())[::-1], ".", color="C3", label="hard (argmax)")
+    axes[0].set(xlabel="codeword rank", ylabel="share of inputs", yscale="log", title="codebook usage")
     axes[0].legend(fontsize=8)
     axes[1].scatter(per_code["soft_usage"], per_code["sigma"], s=10)
     axes[1].set(xlabel="soft usage", ylabel="mean sigma_k", xscale="log", title="learned sigma_k")

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .io import save_atomic
 from .model import AutoEncoder

@@ -84,7 +84,7 @@ def test_compare_table2_lossy_cifar_uses_cifar10_column(tmp_path):
     df = report.compare_with_paper(report.collect(configs, tmp_path), "table2")
     assert df.loc["soft_vqvae", "diff_classification_acc"] == pytest.approx(45.0 - 44.54)
     assert math.isnan(df.loc["soft_vqvae", "paper_nmi"])
-    assert "LOSSY JPEG" in report.budget_note(df)
+    assert "LOSSY JPEG" in report.budget_note(df) and "paper's CIFAR-10 numbers" in report.budget_note(df)
 
 
 def test_write_table_csv_and_markdown(table1_dir, tmp_path):

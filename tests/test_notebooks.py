@@ -1,0 +1,172 @@
+"""Every notebook runs end to end through papermill with tiny parameters, and every .py/.ipynb pair is in sync.
+
+The notebooks run on a small copy of the real MNIST (10,200 training and 500 test images, so that the
+ablation's 10,000-image validation split still exists) and on a small fake `cifar10-jpeg` tarball, with
+every output folder under a temporary directory. Without the real MNIST these tests are skipped.
+"""
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softvq import data
+
+papermill = pytest.importorskip("papermill")
+jupytext = pytest.importorskip("jupytext")
+from PIL import Image  # noqa: E402  (after the skips)
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+PAIRS = sorted(NOTEBOOKS.glob("[0-9]*.py"))
+TINY = dict(iterations=20, kmeans_n_init=1, device="cpu", progress=False)
+PARAMETERS = {
+    "01_theorem1": dict(n=2000, kl_steps=20),
+    "02_train": dict(TINY, n_images=4),
+    "03_figure4": dict(TINY, tsne_points=200),
+    "04_tables": dict(TINY, table2_iterations=20, seeds=[0]),
+    "05_codebook": dict(TINY),
+}
+FIGURES = {
+    "01_theorem1": ["theorem1.png"],
+    "02_train": ["train_soft_vqvae_loss.png", "train_soft_vqvae_reconstructions.png"],
+    "03_figure4": ["figure4.png"],
+    "04_tables": [f"{t}.{ext}" for t in ("table1", "table2", "ablation") for ext in ("csv", "md")] + ["table1.png"],
+    "05_codebook": ["codebook.png"],
+}
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    """An MNIST idx file (big-endian header: magic with the number of dimensions, then the sizes)."""
+    magic = 0x0800 + array.ndim
+    header = np.array([magic, *array.shape], dtype=">i4").tobytes()
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def _tiny_mnist(root: Path, real_root: Path, n_train: int = 10_200, n_test: int = 500) -> None:
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        x, y = data.load_dataset("mnist", split, real_root)
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", (x[:n, 0] * 255).round().numpy())
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y[:n].numpy())
+
+
+def _tiny_cifar10_jpeg(root: Path, n_train: int = 10, n_test: int = 5) -> None:
+    """The real tarball's layout (train/<class>/*.jpg, test/<class>/*.jpg) with a few random images."""
+    src = root / "cifar-src"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for cls in data.CIFAR10_CLASSES:
+            (src / split / cls).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(src / split / cls / f"{i:04d}.jpg", quality=75)
+    with tarfile.open(root / data.CIFAR10_JPEG_TARBALL, "w:gz") as tar:
+        tar.add(src / "train", arcname="train")
+        tar.add(src / "test", arcname="test")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A tiny data root and shared output folders (notebook 05 reuses the run of notebook 02)."""
+    real = Path(os.environ.get("SOFTVQ_DATA", "data"))
+    if not (real / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+        pytest.skip(f"offline MNIST not found under {real}/MNIST/raw: set SOFTVQ_DATA to run the notebooks")
+    base = tmp_path_factory.mktemp("notebooks")
+    _tiny_mnist(base / "data", real)
+    _tiny_cifar10_jpeg(base / "data")
+    return base
+
+
+@pytest.fixture(autouse=True)
+def kernel_environment(monkeypatch, tmp_path_factory):
+    """The kernel inherits this environment: a private decoded-data cache, one thread per kernel."""
+    monkeypatch.setenv("SOFTVQ_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def execute(name: str, workspace: Path, out_name: str | None = None, **parameters) -> dict:
+    """Run notebooks/<name>.ipynb with the workspace's folders; return the executed notebook (JSON)."""
+    out = workspace / "executed" / f"{out_name or name}.ipynb"
+    out.parent.mkdir(exist_ok=True)
+    folders = dict(figures_dir=str(workspace / "figures"), results_dir=str(workspace / "results"),
+                   checkpoint_dir=str(workspace / "checkpoints"), data_root=str(workspace / "data"))
+    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters={**folders, **parameters},
+                               kernel_name="python3", progress_bar=False, cwd=str(workspace))
+    return json.loads(out.read_text())
+
+
+def test_a_python3_kernel_is_installed():
+    from jupyter_client.kernelspec import KernelSpecManager
+    assert "python3" in KernelSpecManager().find_kernel_specs(), \
+        "no 'python3' Jupyter kernel: run `python -m ipykernel install --user`"
+
+
+@pytest.mark.parametrize("name", list(PARAMETERS))
+def test_notebook_runs_and_writes_its_figures(name, workspace):
+    execute(name, workspace, **PARAMETERS[name])
+    for figure in FIGURES[name]:
+        path = workspace / "figures" / figure
+        assert path.exists() and path.stat().st_size > 0, f"{name} did not write {figure}"
+
+
+def test_tables_markdown_states_budget_and_lossy_copy(workspace):
+    if not (workspace / "figures" / "table2.md").exists():
+        pytest.skip("needs test_notebook_runs_and_writes_its_figures[04_tables]")
+    table1 = (workspace / "figures" / "table1.md").read_text()
+    assert table1.startswith("Budget: 20 training iterations") and "raw data" in table1 and "soft VQ-VAE" in table1
+    first = (workspace / "figures" / "table2.md").read_text().splitlines()[0]
+    assert "LOSSY JPEG" in first and "Paper columns: the paper's CIFAR-10 numbers" in first
+    assert "validation split" in (workspace / "figures" / "ablation.md").read_text().splitlines()[0]
+
+
+def test_tables_without_training_report_missing_runs(tmp_path, workspace):
+    figures = tmp_path / "figures"
+    execute("04_tables", workspace, out_name="04_tables-missing", **{**PARAMETERS["04_tables"], "iterations": 7, "table2_iterations": 7},
+            train_missing=False, tables=["table1", "table2"], results_dir=str(tmp_path / "empty"),
+            figures_dir=str(figures))
+    table1 = (figures / "table1.md").read_text()
+    assert table1.count("missing") >= 6 and "raw data" not in table1
+    assert (figures / "table2.csv").exists() and not (tmp_path / "empty").exists()
+
+
+def _reproduce():
+    """The top-level reproduce.py as a module (it is not part of the package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("reproduce", NOTEBOOKS.parent / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_all_notebooks_are_listed():
+    reproduce = _reproduce()
+    assert [p.stem for p in PAIRS] == list(PARAMETERS) == reproduce.NOTEBOOKS
+
+
+def test_reproduce_selects_notebooks_and_redirects_folders(tmp_path):
+    reproduce = _reproduce()
+    assert reproduce.select(None) == reproduce.NOTEBOOKS
+    assert reproduce.select(["04", "theorem1", "05_codebook"]) == ["01_theorem1", "04_tables", "05_codebook"]
+    with pytest.raises(SystemExit):
+        reproduce.select(["0"])                                         # ambiguous
+    args = reproduce.parse_args(["--budget", "paper", "--seeds", "0", "1", "--results", str(tmp_path / "r"),
+                                 "--figures", str(tmp_path / "f"), "--checkpoints", str(tmp_path / "c"), "--no-train"])
+    params = reproduce.parameters(args)
+    assert params["budget"] == "paper" and params["seeds"] == [0, 1] and params["train_missing"] is False
+    assert params["results_dir"] == str(tmp_path / "r") and "device" not in params and params["progress"] is False
+
+
+@pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)
+def test_py_and_ipynb_pairs_are_in_sync(py):
+    ipynb = py.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.name} missing: run `jupytext --sync {py}`"
+    notebook = jupytext.read(ipynb)
+    assert jupytext.writes(notebook, fmt="py:percent") == py.read_text(), \
+        f"{py.name} and {ipynb.name} differ: run `jupytext --sync notebooks/*.py`"
+    tags = [c.metadata.get("tags", []) for c in notebook.cells if c.cell_type == "code"]
+    assert tags[1] == ["parameters"], "the second code cell must be the papermill parameters cell"
+    assert "except ImportError" in notebook.cells[1].source, "the first code cell must be the install cell"
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "commit notebooks without outputs"
