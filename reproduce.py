@@ -1,6 +1,7 @@
 """Run the notebooks in order with papermill: the paper's figures and tables, from scratch or from finished runs.
 
     python reproduce.py --budget quick                  # minutes on a CPU: small iterations, 1 seed
+    python reproduce.py --budget cpu                    # what the README reports: one 2-core CPU session
     python reproduce.py --budget paper                  # 40,000 iterations, 3 seeds (a GPU helps)
     python reproduce.py --only 04_tables --budget paper # one notebook (name, number or part of it)
     python reproduce.py --results /tmp/r --figures /tmp/f --checkpoints /tmp/c   # leave the real folders alone
@@ -21,7 +22,7 @@ NOTEBOOKS = ["01_theorem1", "02_train", "03_figure4", "04_tables", "05_codebook"
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", choices=["quick", "paper"], default="quick")
+    parser.add_argument("--budget", choices=["quick", "cpu", "paper"], default="quick")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this notebook (repeatable): a name like 04_tables, its number 04, or 'tables'")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of the tables (default: the budget's)")

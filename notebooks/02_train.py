@@ -32,7 +32,7 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"            # "quick": a few hundred iterations; "paper": 40,000
+budget = "quick"            # "quick": a few hundred iterations; "cpu": 2,000; "paper": 40,000
 dataset = "mnist"           # mnist, svhn, cifar10, cifar10-jpeg
 bottleneck = "soft_vqvae"   # ae, vae, beta_vae, info_dropout, vqvae, soft_vqvae
 d = None                    # code size (None: 64 on MNIST, 256 otherwise)
@@ -55,10 +55,10 @@ import json
 
 from softvq import data, experiments, report
 
-settings = report.budget(budget, iterations=iterations, kmeans_n_init=kmeans_n_init)
+settings = report.budget(budget, train_iterations=iterations, kmeans_n_init=kmeans_n_init)
 figures, results, checkpoints = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
 config = report.preset_config(bottleneck, dataset, d=d, K=K, beta=beta, noise_std=noise_std, seed=seed,
-                              iterations=settings["iterations"], kmeans_n_init=settings["kmeans_n_init"])
+                              iterations=settings["train_iterations"], kmeans_n_init=settings["kmeans_n_init"])
 config
 
 # %% [markdown]

@@ -48,9 +48,9 @@ progress = True         # training progress bars
 # %%
 from softvq import experiments, report
 
-settings = report.budget(budget, iterations=iterations, kmeans_n_init=kmeans_n_init, tsne_points=tsne_points)
+settings = report.budget(budget, figure4_iterations=iterations, kmeans_n_init=kmeans_n_init, tsne_points=tsne_points)
 figures, results, checkpoints = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
-configs = experiments.figure4(seeds=[seed], iterations=settings["iterations"],
+configs = experiments.figure4(seeds=[seed], iterations=settings["figure4_iterations"],
                               kmeans_n_init=settings["kmeans_n_init"])
 [c.run_id for c in configs]
 

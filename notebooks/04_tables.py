@@ -109,7 +109,7 @@ if "table2" in tables:
 
 # %%
 if "ablation" in tables:
-    ablation = experiments.ablation(settings["seeds"], settings["iterations"], kmeans_n_init=n_init)
+    ablation = experiments.ablation(settings["ablation_seeds"], settings["ablation_iterations"], kmeans_n_init=n_init)
     if train_missing:
         experiments.run([c for cs in ablation.values() for c in cs], **where)
     dfa = report.compare_with_paper(report.collect(ablation, results), "table1")

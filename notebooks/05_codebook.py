@@ -34,7 +34,7 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"        # "quick": a few hundred iterations; "paper": 40,000
+budget = "quick"        # "quick": a few hundred iterations; "cpu": 2,000; "paper": 40,000
 iterations = None       # None: the budget's
 seed = 0
 K = None                # None: the preset's 128
@@ -50,10 +50,10 @@ progress = True         # training progress bar
 # %%
 from softvq import data, experiments, report
 
-settings = report.budget(budget, iterations=iterations, kmeans_n_init=kmeans_n_init)
+settings = report.budget(budget, train_iterations=iterations, kmeans_n_init=kmeans_n_init)
 figures, results, checkpoints = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
 config = report.preset_config("soft_vqvae", "mnist", K=K, noise_std=noise_std, seed=seed,
-                              iterations=settings["iterations"], kmeans_n_init=settings["kmeans_n_init"])
+                              iterations=settings["train_iterations"], kmeans_n_init=settings["kmeans_n_init"])
 
 # %% [markdown]
 # The soft VQ-VAE of the Table 1 preset: the same run as notebook 02 with its defaults. A finished run
