@@ -46,7 +46,7 @@ table2_iterations = None            # None: the budget's (paper: 40,000, soft VQ
 seeds = None                        # None: the budget's
 kmeans_n_init = None                # None: the budget's
 train_missing = True                # train the runs whose results are missing
-tables = ["table1", "table2", "ablation"]
+tables = ["table1", "table2", "ablation", "noise"]
 table2_dataset = "cifar10-jpeg"     # svhn, cifar10 or the lossy cifar10-jpeg
 figures_dir = None                  # None: the project's figures/, results/, checkpoints/
 results_dir = None
@@ -117,3 +117,19 @@ if "ablation" in tables:
                        note="Paper columns: the paper's Table 1 row of the same bottleneck (MNIST test set).")
     print("missing runs:", dfa.attrs["missing"])
     display(report.format_table(dfa))
+
+# %% [markdown]
+# ## Choosing the noise level
+#
+# The paper adds white noise to `z_e` but does not give its variance; the authors' code adds none. The
+# official-code preset at several noise levels, on the same validation split, one seed:
+
+# %%
+if "noise" in tables:
+    sweep = experiments.noise_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], kmeans_n_init=n_init)
+    if train_missing:
+        experiments.run([c for cs in sweep.values() for c in cs], **where)
+    dfn = report.collect(sweep, results)
+    report.write_table(dfn, "noise_sweep", figures)
+    print("missing runs:", dfn.attrs["missing"])
+    display(report.format_table(dfn))

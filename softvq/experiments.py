@@ -149,6 +149,17 @@ def ablation(seeds: Sequence[int] = (0, 1), iterations: int = 40_000, validation
     return configs
 
 
+NOISE_LEVELS = (0.0, 0.03, 0.1, 0.3, 1.0)
+
+
+def noise_sweep(seeds: Sequence[int] = (0,), iterations: int = 5_000, levels: Sequence[float] = NOISE_LEVELS,
+                validation: bool = True, **overrides) -> dict[str, list[Config]]:
+    """The official-code preset at several noise levels (std of the Gaussian noise on z_e), on the
+    validation split: how noise_std was chosen."""
+    return {f"noise_std {v:g}": [official_code(seed=s, iterations=iterations, validation=validation,
+                                               **{**overrides, "noise_std": v}) for s in seeds] for v in levels}
+
+
 # ------------------------------------------------------------------------------------------- running
 def result_path(config: Config, results_dir: str | Path = RESULTS_DIR) -> Path:
     return Path(results_dir) / config.dataset / f"{config.run_id}.json"
