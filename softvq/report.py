@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -21,6 +20,7 @@ import torch
 
 from . import experiments, paper
 from .experiments import Config
+from .io import write_atomic
 from .quantize import nearest_codeword, perplexity, soft_quantize
 
 METRICS = paper.METRICS
@@ -212,12 +212,6 @@ def format_table(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.D
     return out
 
 
-def _write_atomic(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_table(df: pd.DataFrame, stem: str, figures_dir="figures", note: str = "",
                 metrics: Sequence[str] | None = None) -> tuple[Path, Path]:
     """Write figures/<stem>.csv (all numbers) and figures/<stem>.md (a budget line, `note`, then the
@@ -225,9 +219,10 @@ def write_table(df: pd.DataFrame, stem: str, figures_dir="figures", note: str = 
     folder = Path(figures_dir)
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = folder / f"{stem}.csv", folder / f"{stem}.md"
-    _write_atomic(df.to_csv(), csv_path)
+    write_atomic(csv_path, lambda f: f.write(df.to_csv().encode()))
     header = budget_note(df) + (f" {note}" if note else "")
-    _write_atomic(header + "\n\n" + format_table(df, metrics).to_markdown(disable_numparse=True) + "\n", md_path)
+    markdown = header + "\n\n" + format_table(df, metrics).to_markdown(disable_numparse=True) + "\n"
+    write_atomic(md_path, lambda f: f.write(markdown.encode()))
     return csv_path, md_path
 
 
@@ -236,9 +231,7 @@ def save_figure(fig: matplotlib.figure.Figure, path, dpi: int = 120) -> Path:
     """Save `fig` atomically (temporary file, then rename) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: fig.savefig(f, dpi=dpi, bbox_inches="tight", format=path.suffix[1:]))
     return path
 
 
