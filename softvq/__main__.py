@@ -2,7 +2,8 @@
 
     python -m softvq run --bottleneck soft_vqvae --iterations 2000 --seeds 0 1 2
     python -m softvq preset table1 --iterations 40000 --seeds 0 1 2
-    python -m softvq preset ablation --iterations 10000 --seeds 0 1
+    python -m softvq preset ablation --iterations 5000 --seeds 0 1
+    python -m softvq preset noise --iterations 5000 --seeds 0
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ PRESETS = {
     "figure4": lambda a: experiments.figure4(a.seeds, a.iterations),
     "table2": lambda a: experiments.table2(a.dataset, a.seeds, a.iterations),
     "ablation": lambda a: [c for cs in experiments.ablation(a.seeds, a.iterations).values() for c in cs],
+    "noise": lambda a: [c for cs in experiments.noise_sweep(a.seeds, a.iterations).values() for c in cs],
 }
 
 
