@@ -4,6 +4,7 @@ All tensors carry the leading model axis M of `softvq.nets` (M = 1 for a single 
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import torch
@@ -49,30 +50,35 @@ class AutoEncoder(nn.Module):
         losses = {"recon": self.reconstruction_loss(logits, x), **losses}
         return {"logits": logits, "z_e": z_e, "losses": losses, "total": sum(losses.values())}
 
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        """z_e of every input for every model: x (N, ...) -> (M, N, d), in evaluation mode."""
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Evaluation mode and no gradients inside the block; the previous mode is restored after it."""
         was_training = self.training
         self.eval()
-        m = self.bottleneck.n_models
+        try:
+            with torch.no_grad():
+                yield self
+        finally:
+            self.train(was_training)
+
+    def stacked_batches(self, x: torch.Tensor, batch_size: int = 1000):
+        """Chunks of x (N, ...) on the model's device, repeated for every model: (M, B, ...) each."""
         device = next(self.parameters()).device
-        chunks = []
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(device)
-            chunks.append(self.bottleneck(self.encoder(xb.expand(m, *xb.shape)))[1])
-        self.train(was_training)
-        return torch.cat(chunks, dim=1)
+            yield xb.expand(self.bottleneck.n_models, *xb.shape)
 
-    @torch.no_grad()
+    def encode(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """z_e of every input for every model: x (N, ...) -> (M, N, d), in evaluation mode."""
+        with self.evaluating():
+            return torch.cat([self.bottleneck(self.encoder(xb))[1] for xb in self.stacked_batches(x, batch_size)],
+                             dim=1)
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decoded images (M, N, ...) of x (N, ...) in evaluation mode, pixel values in [0, 1]."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        x = x.to(device).expand(self.bottleneck.n_models, *x.shape)
-        out = torch.sigmoid(self.forward(x)["logits"])
-        self.train(was_training)
-        return out
+        with self.evaluating():
+            (xb,) = self.stacked_batches(x, len(x))
+            return torch.sigmoid(self.forward(xb)["logits"])
 
 
 def build_model(image_shape: Sequence[int], bottleneck: str, dim: int, net: str = "mlp",

@@ -72,9 +72,7 @@ def nearest_codeword(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Ten
     Returns z_q (..., N, d) and the indices c (..., N).
     """
     index = squared_distances(z, codebook).argmin(-1)           # (..., N)
-    expanded = index.unsqueeze(-1).expand(*index.shape, codebook.shape[-1])
-    if codebook.dim() == 2:
-        return codebook[index], index
+    expanded = index.unsqueeze(-1).expand(*index.shape, codebook.shape[-1])          # (..., N, d)
     return torch.gather(codebook.expand(*index.shape[:-1], *codebook.shape[-2:]), -2, expanded), index
 
 

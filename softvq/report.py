@@ -438,18 +438,14 @@ def soft_codes(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, torc
     bn = model.bottleneck
     if not hasattr(bn, "quantizer"):
         raise ValueError("codebook diagnostics need a soft VQ-VAE (bottleneck 'soft_vqvae')")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     parts: dict[str, list] = {"z_e": [], "log_var": [], "posterior": []}
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(device)
-        h = model.encoder(xb.expand(bn.n_models, *xb.shape))
-        z, log_var = bn.head(h), bn.log_variances(h)
-        post = soft_quantize(z, bn.quantizer.codebook, log_var, bn.quantizer.weighting)[1]
-        for k, v in zip(parts, (z, log_var, post)):
-            parts[k].append(v.cpu())
-    model.train(was_training)
+    with model.evaluating():
+        for xb in model.stacked_batches(x, batch_size):
+            h = model.encoder(xb)
+            z, log_var = bn.head(h), bn.log_variances(h)
+            post = soft_quantize(z, bn.quantizer.codebook, log_var, bn.quantizer.weighting)[1]
+            for k, v in zip(parts, (z, log_var, post)):
+                parts[k].append(v.cpu())
     return {k: torch.cat(v, dim=1) for k, v in parts.items()}
 
 
