@@ -4,6 +4,7 @@
     python -m softvq preset table1 --iterations 40000 --seeds 0 1 2
     python -m softvq preset ablation --iterations 5000 --seeds 0 1
     python -m softvq preset noise --iterations 5000 --seeds 0
+    python -m softvq preset scaling --iterations 5000 --seeds 0
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ PRESETS = {
     "table2": lambda a: experiments.table2(a.dataset, a.seeds, a.iterations),
     "ablation": lambda a: [c for cs in experiments.ablation(a.seeds, a.iterations).values() for c in cs],
     "noise": lambda a: [c for cs in experiments.noise_sweep(a.seeds, a.iterations).values() for c in cs],
+    "scaling": lambda a: [c for cs in experiments.scaling_sweep(a.seeds, a.iterations).values() for c in cs],
 }
 
 

@@ -22,12 +22,13 @@ def test_config_names_runs_and_validates():
 def test_presets_follow_the_paper():
     t1 = {c.bottleneck: c for c in experiments.table1(seeds=(0,))}
     assert set(t1) == {"ae", "vae", "beta_vae", "info_dropout", "vqvae", "soft_vqvae"}
-    assert t1["beta_vae"].beta == 20 and t1["vqvae"].K == 128 and t1["soft_vqvae"].K == 128
+    assert t1["beta_vae"].beta == 20 / 64 and t1["info_dropout"].beta == 1 / 64     # KL/d, see scaling_sweep
+    assert t1["vqvae"].K == 128 and t1["soft_vqvae"].K == 128
     assert all(c.d == 64 and c.iterations == 40_000 and c.lr == 3e-4 for c in t1.values())
     assert {b for b, c in t1.items() if c.batch_size != 32} == {"soft_vqvae"}     # official-code choices
     assert vars(t1["soft_vqvae"]) == vars(experiments.official_code(iterations=40_000))
     t2 = {c.bottleneck: c for c in experiments.table2("svhn", seeds=(0,))}
-    assert t2["beta_vae"].beta == 100 and t2["vqvae"].K == 512 and t2["soft_vqvae"].K == 32
+    assert t2["beta_vae"].beta == 100 and t2["info_dropout"].beta == 1 and t2["vqvae"].K == 512 and t2["soft_vqvae"].K == 32
     assert t2["soft_vqvae"].iterations == 10_000 and t2["ae"].iterations == 40_000 and t2["ae"].d == 256
     assert experiments.table2("svhn", iterations=500)[0].iterations == 500
     assert {c.d for c in experiments.figure4()} == {60}
@@ -39,6 +40,16 @@ def test_presets_follow_the_paper():
         differing = {k for k, v in vars(config).items() if v != vars(rows["official-code"][0])[k]}
         assert differing == set(change), name
     assert all(c.validation for cs in rows.values() for c in cs)
+
+
+def test_scaling_sweep_pairs_each_baseline_with_both_reductions():
+    rows = experiments.scaling_sweep(seeds=(0, 1), iterations=100)
+    assert len(rows) == 9 and all(len(cs) == 2 and all(c.validation for c in cs) for cs in rows.values())
+    for b in ("vae", "beta_vae", "info_dropout"):
+        (s, *_), (m, *_) = rows[f"{b} sum"], rows[f"{b} mean"]
+        assert (s.reduction, m.reduction) == ("sum", "mean")
+        assert {k for k, v in vars(s).items() if v != vars(m)[k]} == {"reduction"}
+        assert s.beta == experiments.PAPER_BASELINES[b]["beta"] == 64 * rows[f"{b} KL/d"][0].beta
 
 
 def test_validation_split_never_touches_the_test_set(mnist_root):

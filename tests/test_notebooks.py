@@ -32,7 +32,7 @@ FIGURES = {
     "01_theorem1": ["theorem1.png"],
     "02_train": ["train_soft_vqvae_loss.png", "train_soft_vqvae_reconstructions.png"],
     "03_figure4": ["figure4.png"],
-    "04_tables": [f"{t}.{ext}" for t in ("table1", "table2", "ablation") for ext in ("csv", "md")] + ["table1.png"],
+    "04_tables": [f"{t}.{ext}" for t in ("table1", "table2", "ablation", "noise_sweep", "scaling_sweep") for ext in ("csv", "md")] + ["table1.png"],
     "05_codebook": ["codebook.png"],
 }
 

@@ -105,10 +105,12 @@ def test_budget_and_preset_config():
     assert report.budget("paper")["iterations"] == 40_000 and report.budget("paper")["seeds"] == (0, 1, 2)
     quick = report.budget("quick", iterations=20, seeds=[3], kmeans_n_init=None)
     assert quick["iterations"] == 20 and quick["seeds"] == (3,) and quick["kmeans_n_init"] == 10
+    assert quick["table2_seeds"] == (3,)                                # the caller's seeds reach Table 2
+    assert report.budget("cpu")["table2_seeds"] == (0,) and report.budget("cpu")["seeds"] == (0, 1, 2)
     with pytest.raises(ValueError):
         report.budget("huge")
     c = report.preset_config("beta_vae", iterations=50, seed=2, beta=None)
-    assert (c.beta, c.d, c.iterations, c.seed) == (20.0, 64, 50, 2)
+    assert (c.beta, c.d, c.iterations, c.seed) == (20.0 / 64, 64, 50, 2)     # KL/d, see scaling_sweep
     assert report.preset_config("soft_vqvae", "cifar10").K == 32
 
 
