@@ -74,9 +74,10 @@ def flush_denormals_(optimizer: torch.optim.Optimizer) -> None:
 
     The moments of parameters whose gradients vanish decay geometrically into the denormal range, where
     CPU arithmetic is slow: after 14,000 MNIST iterations 6 % of them were denormal and a step took 21 ms
-    instead of 7 ms. torch.set_flush_denormal only reaches the calling thread, not the OpenMP workers that
-    run the fused Adam kernel, so the values are zeroed instead. An update m / (sqrt(v) + 1e-8) with such
-    moments is below float32 resolution of any weight, so this changes nothing that can be measured.
+    instead of 7 ms. Importing softvq first sets flush-to-zero on every thread, which prevents this; when
+    torch's thread pool existed before that import, only the calling thread flushes, and this sweep keeps
+    the fused Adam kernel's operands normal. An update m / (sqrt(v) + 1e-8) with such moments is below
+    float32 resolution of any weight, so this changes nothing that can be measured.
     """
     tiny = torch.finfo(torch.float32).tiny
     with torch.no_grad():

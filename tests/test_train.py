@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -88,3 +91,15 @@ def test_bad_arguments():
         train(model, tiny_data(), [0], iterations=2, progress=False, device="cpu")
     with pytest.raises(ValueError, match="batch size"):
         train(model, tiny_data(8), [0, 1], iterations=2, batch_size=16, progress=False, device="cpu")
+
+
+def test_importing_softvq_flushes_denormals_in_every_thread():
+    """A product whose result is denormal (1e-40 < 1.2e-38) comes out as zero on all of torch's threads,
+    in a fresh interpreter where softvq is imported before any torch operation."""
+    code = ("import softvq, torch; torch.set_num_threads(2); "
+            "print(int((torch.full((1 << 22,), 1e-30) * 1e-10).count_nonzero()), torch.set_flush_denormal(True))")
+    count, supported = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                      text=True).stdout.split()
+    if supported != "True":
+        pytest.skip("this CPU has no flush-to-zero mode")
+    assert count == "0"
