@@ -77,8 +77,7 @@ if "table1" in tables:
         experiments.run(table1, **where)
         experiments.evaluate_raw("mnist", n_init=n_init, root=data_root, results_dir=results)
     raw = report.find_records(results, bottleneck="raw", dataset="mnist", validation=False, kmeans_n_init=n_init)
-    df1 = report.compare_with_paper(report.collect(table1, results, records={"raw": raw} if raw else None), "table1")
-    report.write_table(df1, "table1", figures)
+    df1 = report.make_table(table1, "table1", figures, results, "table1", records={"raw": raw} if raw else None)
     fig = report.plot_vs_paper(df1, title=report.budget_note(df1))
     report.save_figure(fig, figures / "table1.png")
     print("missing runs:", df1.attrs["missing"])
@@ -96,8 +95,7 @@ if "table2" in tables:
                                 kmeans_n_init=n_init)
     if train_missing:
         experiments.run(table2, **where)
-    df2 = report.compare_with_paper(report.collect(table2, results), "table2")
-    report.write_table(df2, "table2", figures, metrics=["cluster_acc", "classification_acc"])
+    df2 = report.make_table(table2, "table2", figures, results, "table2", metrics=["cluster_acc", "classification_acc"])
     print("missing runs:", df2.attrs["missing"])
     display(report.format_table(df2, ["cluster_acc", "classification_acc"]))
 
@@ -111,10 +109,9 @@ if "table2" in tables:
 if "ablation" in tables:
     ablation = experiments.ablation(settings["ablation_seeds"], settings["ablation_iterations"], kmeans_n_init=n_init)
     if train_missing:
-        experiments.run([c for cs in ablation.values() for c in cs], **where)
-    dfa = report.compare_with_paper(report.collect(ablation, results), "table1")
-    report.write_table(dfa, "ablation", figures,
-                       note="Paper columns: the paper's Table 1 row of the same bottleneck (MNIST test set).")
+        experiments.run(ablation, **where)
+    dfa = report.make_table(ablation, "ablation", figures, results, "table1",
+                            note="Paper columns: the paper's Table 1 row of the same bottleneck (MNIST test set).")
     print("missing runs:", dfa.attrs["missing"])
     display(report.format_table(dfa))
 
@@ -128,9 +125,8 @@ if "ablation" in tables:
 if "noise" in tables:
     sweep = experiments.noise_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], kmeans_n_init=n_init)
     if train_missing:
-        experiments.run([c for cs in sweep.values() for c in cs], **where)
-    dfn = report.collect(sweep, results)
-    report.write_table(dfn, "noise_sweep", figures)
+        experiments.run(sweep, **where)
+    dfn = report.make_table(sweep, "noise_sweep", figures, results)
     print("missing runs:", dfn.attrs["missing"])
     display(report.format_table(dfn))
 
@@ -147,8 +143,7 @@ if "noise" in tables:
 if "scaling" in tables:
     scaling = experiments.scaling_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], kmeans_n_init=n_init)
     if train_missing:
-        experiments.run([c for cs in scaling.values() for c in cs], **where)
-    dfs = report.collect(scaling, results)
-    report.write_table(dfs, "scaling_sweep", figures)
+        experiments.run(scaling, **where)
+    dfs = report.make_table(scaling, "scaling_sweep", figures, results)
     print("missing runs:", dfs.attrs["missing"])
     display(report.format_table(dfs))

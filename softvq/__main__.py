@@ -19,9 +19,9 @@ PRESETS = {
     "table1": lambda a: experiments.table1(a.seeds, a.iterations, validation=a.validation),
     "figure4": lambda a: experiments.figure4(a.seeds, a.iterations),
     "table2": lambda a: experiments.table2(a.dataset, a.seeds, a.iterations),
-    "ablation": lambda a: [c for cs in experiments.ablation(a.seeds, a.iterations).values() for c in cs],
-    "noise": lambda a: [c for cs in experiments.noise_sweep(a.seeds, a.iterations).values() for c in cs],
-    "scaling": lambda a: [c for cs in experiments.scaling_sweep(a.seeds, a.iterations).values() for c in cs],
+    "ablation": lambda a: experiments.flatten(experiments.ablation(a.seeds, a.iterations)),
+    "noise": lambda a: experiments.flatten(experiments.noise_sweep(a.seeds, a.iterations)),
+    "scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations)),
 }
 
 

@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 
@@ -293,10 +293,17 @@ def build_stack(configs: Sequence[Config], x_train: torch.Tensor):
                        recon=first.recon, pixel_var=float(x_train.var()), **kwargs)
 
 
-def run(configs: Iterable[Config], root=None, device=None, results_dir: str | Path = RESULTS_DIR,
-        checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True, max_stack: int = 8) -> list[dict]:
-    """Run every config whose results JSON does not exist yet (stacked where possible); return all records."""
-    configs = list(configs)
+def flatten(configs: Iterable[Config] | Mapping[str, Sequence[Config]]) -> list[Config]:
+    """The configs of a list, or of every row of a {row: configs} mapping (a sweep or the ablation)."""
+    return [c for cs in configs.values() for c in cs] if isinstance(configs, Mapping) else list(configs)
+
+
+def run(configs: Iterable[Config] | Mapping[str, Sequence[Config]], root=None, device=None,
+        results_dir: str | Path = RESULTS_DIR, checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True,
+        max_stack: int = 8) -> list[dict]:
+    """Run every config (of a list or a {row: configs} mapping) whose results JSON does not exist yet,
+    stacked where possible; return all records."""
+    configs = flatten(configs)
     todo = [c for c in configs if not result_path(c, results_dir).exists()]
     for stack in group_stacks(todo):
         for i in range(0, len(stack), max_stack):

@@ -32,17 +32,18 @@ DATASET_LABELS = {"mnist": "MNIST", "svhn": "SVHN", "cifar10": "CIFAR-10",
 # ------------------------------------------------------------------------------ budgets and folders
 BUDGETS = {
     # minutes on a CPU: every notebook runs, numbers far from converged
-    "quick": dict(iterations=300, seeds=(0,), table2_seeds=(0,), table2_iterations=300, figure4_iterations=300, train_iterations=300,
-                  ablation_iterations=300, ablation_seeds=(0,), kmeans_n_init=10, tsne_points=2000),
+    "quick": dict(iterations=300, seeds=(0,), table2_seeds=(0,), table2_iterations=300, figure4_iterations=300,
+                  train_iterations=300, ablation_iterations=300, ablation_seeds=(0,), kmeans_n_init=10,
+                  tsne_points=2000),
     # what a 2-core CPU affords in a few hours (the README's tables): Table 1 and Figure 4 at the paper's
     # 40,000 iterations with 3 seeds (Figure 4: one), the ablation at 5,000 with two, Table 2 at 500 with one
-    "cpu": dict(iterations=40_000, seeds=(0, 1, 2), table2_seeds=(0,), table2_iterations=500, figure4_iterations=40_000,
-                train_iterations=2_000, ablation_iterations=5_000, ablation_seeds=(0, 1), kmeans_n_init=100,
-                tsne_points=10_000),
+    "cpu": dict(iterations=40_000, seeds=(0, 1, 2), table2_seeds=(0,), table2_iterations=500,
+                figure4_iterations=40_000, train_iterations=2_000, ablation_iterations=5_000, ablation_seeds=(0, 1),
+                kmeans_n_init=100, tsne_points=10_000),
     # the paper's budget, for a GPU: 40,000 iterations (Table 2 soft VQ-VAE: 10,000), 3 seeds
-    "paper": dict(iterations=40_000, seeds=(0, 1, 2), table2_seeds=(0, 1, 2), table2_iterations=None, figure4_iterations=40_000,
-                  train_iterations=40_000, ablation_iterations=40_000, ablation_seeds=(0, 1, 2),
-                  kmeans_n_init=100, tsne_points=10_000),
+    "paper": dict(iterations=40_000, seeds=(0, 1, 2), table2_seeds=(0, 1, 2), table2_iterations=None,
+                  figure4_iterations=40_000, train_iterations=40_000, ablation_iterations=40_000,
+                  ablation_seeds=(0, 1, 2), kmeans_n_init=100, tsne_points=10_000),
 }
 
 
@@ -214,6 +215,19 @@ def format_table(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.D
             out[f"{label.split()[0]} paper"] = [_fmt(v, m) for v in df[f"paper_{m}"]]
             out[f"{label.split()[0]} diff"] = [_fmt(v, m, signed=True) for v in df[f"diff_{m}"]]
     return out
+
+
+def make_table(configs: Iterable[Config] | Mapping[str, Sequence[Config]], stem: str, figures_dir="figures",
+               results_dir=experiments.RESULTS_DIR, paper_table: str | None = None,
+               records: Mapping[str, Sequence[dict]] | None = None, note: str = "",
+               metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """collect -> compare_with_paper (when `paper_table` names one) -> write_table: figures/<stem>.csv and
+    .md from the results that exist. Returns the table; df.attrs["missing"] lists the runs not found."""
+    df = collect(configs, results_dir, records)
+    if paper_table is not None:
+        df = compare_with_paper(df, paper_table)
+    write_table(df, stem, figures_dir, note, metrics)
+    return df
 
 
 def write_table(df: pd.DataFrame, stem: str, figures_dir="figures", note: str = "",

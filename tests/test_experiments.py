@@ -44,6 +44,8 @@ def test_presets_follow_the_paper():
 
 def test_scaling_sweep_pairs_each_baseline_with_both_reductions():
     rows = experiments.scaling_sweep(seeds=(0, 1), iterations=100)
+    assert experiments.flatten(rows) == [c for cs in rows.values() for c in cs] == experiments.flatten(
+        experiments.flatten(rows))
     assert len(rows) == 9 and all(len(cs) == 2 and all(c.validation for c in cs) for cs in rows.values())
     for b in ("vae", "beta_vae", "info_dropout"):
         (s, *_), (m, *_) = rows[f"{b} sum"], rows[f"{b} mean"]
