@@ -16,10 +16,11 @@ from typing import Iterable, Mapping, Sequence
 
 import torch
 
-from . import data, metrics
+from . import codebook, data, metrics
 from .bottlenecks import BOTTLENECKS
 from .model import build_model
 from .io import save_atomic, write_json
+from .provenance import code_version
 from .train import default_device, train
 
 RESULTS_DIR = Path("results")
@@ -257,6 +258,7 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
     if any(c.stack_key() != first.stack_key() for c in configs):
         raise ValueError("configs in one stack may differ only in " + ", ".join(STACKABLE))
     device = torch.device(device) if device is not None else default_device()
+    version = code_version(device)          # before training: the code this process runs
     x_tr, y_tr, x_ev, y_ev = splits(first.dataset, first.validation, root)
     seeds = [c.seed for c in configs]
     model = build_stack(configs, x_tr)
@@ -265,6 +267,7 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
                     device=device, checkpoint=ckpt, progress=progress)
     z_tr, z_ev = model.encode(x_tr).cpu(), model.encode(x_ev).cpu()
     terms = [k for k in history if k not in ("iteration", "wall_time")]
+    codes = codebook.assignments(model, x_ev) if first.bottleneck in ("vqvae", "soft_vqvae") else None
     records = []
     for m, c in enumerate(configs):
         began = time.perf_counter()
@@ -274,7 +277,9 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
                   "final_losses": {k: history[k][-1][m] for k in terms},
                   "history": {"iteration": history["iteration"], **{k: [v[m] for v in history[k]] for k in terms}},
                   "train_time_s": history["wall_time"], "stack_size": len(configs),
-                  "eval_time_s": time.perf_counter() - began, "device": str(device), "torch": torch.__version__}
+                  "eval_time_s": time.perf_counter() - began, "code_version": version}
+        if codes is not None:
+            record["codebook"] = codebook.statistics(codes, m)
         write_json(record, result_path(c, results_dir))
         records.append(record)
     return (records, model, history) if keep_model else records

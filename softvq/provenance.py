@@ -1,0 +1,37 @@
+"""What produced a result: the code version and the numerics it ran with, stored in every results JSON.
+
+A rerun gives bit-identical metrics only with the same commit, torch build, device and thread count (CPU
+reductions split work by thread), so all of them are recorded.
+"""
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def code_version(device: torch.device | str = "cpu") -> dict:
+    """commit: git HEAD of the softvq source (None outside a git checkout, e.g. installed from a wheel);
+    dirty: whether softvq/ had uncommitted changes; torch, python, machine, threads (torch's intra-op threads),
+    device and, on CUDA, the GPU's name."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".") if commit else None
+    device = torch.device(device)
+    record = {"commit": commit, "dirty": None if status is None else bool(status), "torch": torch.__version__,
+              "python": platform.python_version(), "machine": platform.machine(),
+              "threads": torch.get_num_threads(), "device": str(device)}
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    return record
