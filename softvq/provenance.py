@@ -1,7 +1,7 @@
 """What produced a result: the code version and the numerics it ran with, stored in every results JSON.
 
-A rerun gives bit-identical metrics only with the same commit, torch build, device and thread count (CPU
-reductions split work by thread), so all of them are recorded.
+A rerun gives bit-identical metrics only with the same commit, torch build, device, CPU or GPU type (kernels
+are chosen by instruction set) and thread count, so all of them are recorded.
 """
 from __future__ import annotations
 
@@ -22,15 +22,26 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else platform.processor()): kernels differ by CPU type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def code_version(device: torch.device | str = "cpu") -> dict:
     """commit: git HEAD of the softvq source (None outside a git checkout, e.g. installed from a wheel);
-    dirty: whether softvq/ had uncommitted changes; torch, python, machine, threads (torch's intra-op threads),
+    dirty: whether softvq/ had uncommitted changes; torch, python, machine, cpu, threads (torch's intra-op threads),
     device and, on CUDA, the GPU's name."""
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".") if commit else None
     device = torch.device(device)
     record = {"commit": commit, "dirty": None if status is None else bool(status), "torch": torch.__version__,
-              "python": platform.python_version(), "machine": platform.machine(),
+              "python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_model(),
               "threads": torch.get_num_threads(), "device": str(device)}
     if device.type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(device)
