@@ -1,13 +1,16 @@
 """Run the notebooks in order with papermill: the paper's figures and tables, from scratch or from finished runs.
 
     python reproduce.py --budget quick                  # minutes on a CPU: small iterations, 1 seed
-    python reproduce.py --budget cpu                    # what the README reports: one 2-core CPU session
+    python reproduce.py --budget cpu --no-train         # rebuild the committed figures from the committed results
+    python reproduce.py --budget cpu                    # what the README reports: CPU hours
     python reproduce.py --budget paper                  # 40,000 iterations, 3 seeds (a GPU helps)
     python reproduce.py --only 04_tables --budget paper # one notebook (name, number or part of it)
-    python reproduce.py --results /tmp/r --figures /tmp/f --checkpoints /tmp/c   # leave the real folders alone
+    python reproduce.py --results /tmp/r --figures /tmp/f --checkpoints /tmp/c   # folders of your choice
 
-Executed notebooks go to outputs/ (git-ignored). Training runs whose results JSON exists are skipped
-(softvq.experiments.run does that), so a second call only redoes the tables and plots.
+The "cpu" budget reads and writes the committed figures/ and results/; every other budget writes under
+outputs/<budget>/ (git-ignored), so a quick run never touches the committed files. Executed notebooks go
+to outputs/<budget>/notebooks/. Training runs whose results JSON exists are skipped, so a second call only
+redoes the tables and plots; --no-train trains nothing at all.
 """
 from __future__ import annotations
 
@@ -29,11 +32,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=None, help="training iterations (default: the budget's)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
-    parser.add_argument("--results", default=str(ROOT / "results"), help="results JSONs folder")
-    parser.add_argument("--figures", default=str(ROOT / "figures"), help="figures and tables folder")
-    parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"), help="checkpoints and latents folder")
-    parser.add_argument("--outputs", default=str(ROOT / "outputs"), help="executed notebooks folder")
-    parser.add_argument("--no-train", action="store_true", help="tables: only collect the results that exist")
+    parser.add_argument("--results", default=None, help="results JSONs folder (default: the budget's)")
+    parser.add_argument("--figures", default=None, help="figures and tables folder (default: the budget's)")
+    parser.add_argument("--checkpoints", default=None, help="checkpoints and latents folder (default: the budget's)")
+    parser.add_argument("--outputs", default=None, help="executed notebooks folder (default: outputs/<budget>/notebooks)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: build every figure and table from the results and figure data that exist")
     parser.add_argument("--cell-progress", action="store_true", help="show papermill's per-cell progress bar")
     parser.add_argument("--train-progress", action="store_true",
                         help="keep the training progress bars in the executed notebooks (long at the paper budget)")
@@ -54,24 +58,35 @@ def select(only: list[str] | None) -> list[str]:
     return [n for n in NOTEBOOKS if n in chosen]
 
 
+def folders(args: argparse.Namespace) -> dict[str, Path]:
+    """The figures, results, checkpoints and executed-notebooks folders: given ones, else the budget's."""
+    from softvq import budgets
+    figures, results, checkpoints = budgets.output_dirs(args.budget, args.figures, args.results, args.checkpoints,
+                                                        base=ROOT)
+    outputs = Path(args.outputs) if args.outputs else ROOT / "outputs" / args.budget / "notebooks"
+    return {"figures_dir": figures.resolve(), "results_dir": results.resolve(),
+            "checkpoint_dir": checkpoints.resolve(), "outputs": outputs.resolve()}
+
+
 def parameters(args: argparse.Namespace) -> dict:
     """Parameters offered to every notebook (each takes those its parameters cell declares)."""
+    where = folders(args)
     given = dict(budget=args.budget, seeds=args.seeds, iterations=args.iterations, device=args.device,
                  data_root=str(Path(args.data_root).resolve()) if args.data_root else None,
-                 results_dir=str(Path(args.results).resolve()), figures_dir=str(Path(args.figures).resolve()),
-                 checkpoint_dir=str(Path(args.checkpoints).resolve()), progress=args.train_progress)
+                 results_dir=str(where["results_dir"]), figures_dir=str(where["figures_dir"]),
+                 checkpoint_dir=str(where["checkpoint_dir"]), progress=args.train_progress)
     if args.no_train:
         given["train_missing"] = False
     return {k: v for k, v in given.items() if v is not None}
 
 
-def run_notebook(name: str, params: dict, args: argparse.Namespace) -> float:
-    """Execute notebooks/<name>.ipynb into the outputs folder; returns seconds taken."""
+def run_notebook(name: str, params: dict, args: argparse.Namespace, outputs: Path) -> float:
+    """Execute notebooks/<name>.ipynb into the `outputs` folder; returns seconds taken."""
     import papermill
     source = ROOT / "notebooks" / f"{name}.ipynb"
     declared = papermill.inspect_notebook(str(source))
     began = time.perf_counter()
-    papermill.execute_notebook(str(source), str(Path(args.outputs) / f"{name}.ipynb"),
+    papermill.execute_notebook(str(source), str(outputs / f"{name}.ipynb"),
                                parameters={k: v for k, v in params.items() if k in declared},
                                kernel_name=args.kernel, progress_bar=args.cell_progress, cwd=str(ROOT))
     return time.perf_counter() - began
@@ -92,22 +107,22 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
     names = select(args.only)
-    params = parameters(args)
-    Path(args.outputs).mkdir(parents=True, exist_ok=True)
+    params, where = parameters(args), folders(args)
+    where["outputs"].mkdir(parents=True, exist_ok=True)
     started, timings, failures = time.time(), {}, {}
     bar = tqdm(names, desc=f"notebooks ({args.budget})", unit="nb")
     for name in bar:
         bar.set_postfix_str(name)
         try:
-            timings[name] = run_notebook(name, params, args)
+            timings[name] = run_notebook(name, params, args, where["outputs"])
         except Exception as err:   # report, go on with the others (they do not need each other's outputs)
             failures[name] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
     print()
     for name in names:
         status = f"{timings[name]:7.1f} s" if name in timings else f"FAILED  {failures[name]}"
-        print(f"  {name:<14} {status}   -> {Path(args.outputs) / (name + '.ipynb')}")
+        print(f"  {name:<14} {status}   -> {where['outputs'] / (name + '.ipynb')}")
     print(f"total {time.time() - started:.0f} s\n")
-    print(summary(Path(args.figures), started))
+    print(summary(where["figures_dir"], started))
     return 1 if failures else 0
 
 

@@ -9,13 +9,10 @@ identical only if the numerics are. Writes benchmarks/results/rerun_check.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 import softvq  # noqa: F401  (first: flush-to-zero on every torch thread)
-import torch
-
 from softvq import experiments
 from softvq.experiments import Config
 from softvq.io import write_json

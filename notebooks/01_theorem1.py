@@ -53,9 +53,9 @@ device = None
 # %%
 import pandas as pd
 
-from softvq import report
+from softvq import budgets, plots, theorem1
 
-figures, _, _ = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
+figures, _, _ = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
 
 # %% [markdown]
 # ## Noisy codes from a Gaussian mixture
@@ -66,8 +66,8 @@ figures, _, _ = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
 
 # %%
 cases = {
-    f"2-D, sigma = {sigma:g}": (report.mixture_samples(K, 2, n, sigma, seed), sigma),
-    f"{d_high}-D, sigma = {sigma_high:g}": (report.mixture_samples(K, d_high, n, sigma_high, seed), sigma_high),
+    f"2-D, sigma = {sigma:g}": (theorem1.mixture_samples(K, 2, n, sigma, seed), sigma),
+    f"{d_high}-D, sigma = {sigma_high:g}": (theorem1.mixture_samples(K, d_high, n, sigma_high, seed), sigma_high),
 }
 
 # %% [markdown]
@@ -78,7 +78,7 @@ cases = {
 # of all codewords; and the noisy code itself. Errors are per dimension.
 
 # %%
-mse = pd.DataFrame({name: report.estimator_mse(*samples, s) for name, (samples, s) in cases.items()})
+mse = pd.DataFrame({name: theorem1.estimator_mse(*samples, s) for name, (samples, s) in cases.items()})
 mse.round(5)
 
 # %% [markdown]
@@ -87,7 +87,7 @@ mse.round(5)
 # mean. The curve below sweeps `t`; its minimum sits at `t = 1`, the true variance.
 
 # %%
-curves = {name: report.temperature_curve(*samples, s) for name, (samples, s) in cases.items()}
+curves = {name: theorem1.temperature_curve(*samples, s) for name, (samples, s) in cases.items()}
 
 # %% [markdown]
 # ## The KL argument
@@ -98,8 +98,8 @@ curves = {name: report.temperature_curve(*samples, s) for name, (samples, s) in 
 
 # %%
 (codebook, clean, noisy), s = cases[f"2-D, sigma = {sigma:g}"]
-z_hat, weights = report.posterior(codebook, noisy[:1], s ** 2)
-descent = report.kl_descent(codebook, weights[0], steps=kl_steps)
+z_hat, weights = theorem1.posterior(codebook, noisy[:1], s ** 2)
+descent = theorem1.kl_descent(codebook, weights[0], steps=kl_steps)
 print("minimiser m         :", descent["m"].numpy().round(6))
 print("posterior mean      :", z_hat[0].numpy().round(6))
 print("distance after steps:", f"{descent['distance'][-1]:.2e}")
@@ -109,8 +109,8 @@ print("distance after steps:", f"{descent['distance'][-1]:.2e}")
 # squared distance between the means, so the minimizer of the weighted sum is the weighted mean.
 
 # %%
-fig = report.plot_theorem1(codebook, noisy, s, curves, descent)
-print("saved", report.save_figure(fig, figures / "theorem1.png"))
+fig = plots.plot_theorem1(codebook, noisy, s, curves, descent)
+print("saved", plots.save_figure(fig, figures / "theorem1.png"))
 
 # %% [markdown]
 # Left: noisy codes (grey) move to their posterior means (blue). These lie between codewords when the

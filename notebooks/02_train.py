@@ -19,8 +19,8 @@
 #
 # This notebook trains one autoencoder with the paper's settings and evaluates its latent codes.
 # Pick the bottleneck and its settings in the parameters cell; fields left as `None` keep the value of
-# the Table 1 preset (MNIST) or the Table 2 preset (other data sets). A finished run is not trained again: its checkpoint is
-# reloaded.
+# the Table 1 preset (MNIST) or the Table 2 preset (other data sets). A finished run is not trained again:
+# its results JSON and the few reconstructions saved beside the figures are reused.
 
 # %%
 # Colab or a fresh environment: install softvq first. There is no public URL yet; once the
@@ -48,31 +48,42 @@ results_dir = None
 checkpoint_dir = None
 data_root = None            # None: $SOFTVQ_DATA or ./data
 device = None               # None: cuda when present
+train_missing = True        # train when the results or the saved reconstructions are missing
 progress = True             # training progress bar
 
 # %%
 import json
 
-from softvq import data, experiments, report
+from softvq import budgets, data, experiments, io, plots, tables
 
-settings = report.budget(budget, train_iterations=iterations, kmeans_n_init=kmeans_n_init)
-figures, results, checkpoints = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
-config = report.preset_config(bottleneck, dataset, d=d, K=K, beta=beta, noise_std=noise_std, seed=seed,
-                              iterations=settings["train_iterations"], kmeans_n_init=settings["kmeans_n_init"])
+settings = budgets.budget(budget, train_iterations=iterations, kmeans_n_init=kmeans_n_init)
+figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
+config = budgets.preset_config(bottleneck, dataset, d=d, K=K, beta=beta, noise_std=noise_std, seed=seed,
+                               iterations=settings["train_iterations"], kmeans_n_init=settings["kmeans_n_init"])
 config
 
 # %% [markdown]
 # ## Training
 #
-# One call trains the model, encodes the training and evaluation sets, scores the codes and writes a
-# results JSON named after the config.
+# `experiments.run_stack` trains the model, encodes the training and evaluation sets, scores the codes
+# and writes a results JSON named after the config. We keep a few test images and their reconstructions
+# in a small file beside the figures, so that the plots below can be redrawn without the model.
 
 # %%
-records, model, history = experiments.run_stack([config], root=data_root, device=device, results_dir=results,
-                                                checkpoint_dir=checkpoints, progress=progress, keep_model=True)
-record = records[0]
-print(experiments.result_path(config, results))
-print(json.dumps(record["metrics"], indent=2))
+record = tables.load_record(config, results)
+saved_path = figures / "data" / f"train_{bottleneck}_reconstructions.npz"
+saved = io.load_arrays(saved_path)
+if (record is None or saved is None) and train_missing:
+    records, model, _ = experiments.run_stack([config], root=data_root, device=device, results_dir=results,
+                                              checkpoint_dir=checkpoints, progress=progress, keep_model=True)
+    record = records[0]
+    x = data.load_dataset(dataset, "test", data_root)[0][:n_images]
+    saved = {"x": x.numpy(), "x_hat": model.reconstruct(x)[0].cpu().numpy()}
+    io.save_arrays(saved_path, **saved)
+if record is None:
+    print(f"missing: {experiments.result_path(config, results)}; run with train_missing = True")
+else:
+    print(json.dumps(record["metrics"], indent=2))
 
 # %% [markdown]
 # The three scores are those of the paper: K-means clustering accuracy and NMI of the test codes, and
@@ -83,8 +94,9 @@ print(json.dumps(record["metrics"], indent=2))
 # Each panel is one term of the loss, averaged over the logged iterations.
 
 # %%
-fig = report.plot_history(record["history"], title=f"{config.run_id}")
-print("saved", report.save_figure(fig, figures / f"train_{bottleneck}_loss.png"))
+if record is not None:
+    fig = plots.plot_history(record["history"], title=f"{config.run_id}")
+    print("saved", plots.save_figure(fig, figures / f"train_{bottleneck}_loss.png"))
 
 # %% [markdown]
 # ## Reconstructions
@@ -92,7 +104,6 @@ print("saved", report.save_figure(fig, figures / f"train_{bottleneck}_loss.png")
 # Test images (top) and what the decoder makes of their codes (bottom).
 
 # %%
-x_test, _ = data.load_dataset(dataset, "test", data_root)
-x = x_test[:n_images]
-fig = report.plot_reconstructions(x, model.reconstruct(x)[0], title=f"{bottleneck}, {config.iterations:,} iterations")
-print("saved", report.save_figure(fig, figures / f"train_{bottleneck}_reconstructions.png"))
+if saved is not None:
+    fig = plots.plot_reconstructions(saved["x"], saved["x_hat"], title=f"{bottleneck}, {config.iterations:,} iterations")
+    print("saved", plots.save_figure(fig, figures / f"train_{bottleneck}_reconstructions.png"))

@@ -43,46 +43,55 @@ results_dir = None
 checkpoint_dir = None
 data_root = None        # None: $SOFTVQ_DATA or ./data
 device = None           # None: cuda when present
+train_missing = True    # train the models whose codes are missing
 progress = True         # training progress bars
 
 # %%
-from softvq import experiments, report
+from softvq import budgets, experiments, io, plots, tables
 
-settings = report.budget(budget, figure4_iterations=iterations, kmeans_n_init=kmeans_n_init, tsne_points=tsne_points)
-figures, results, checkpoints = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
+settings = budgets.budget(budget, figure4_iterations=iterations, kmeans_n_init=kmeans_n_init, tsne_points=tsne_points)
+figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
 configs = experiments.figure4(seeds=[seed], iterations=settings["figure4_iterations"],
                               kmeans_n_init=settings["kmeans_n_init"])
 [c.run_id for c in configs]
 
 # %% [markdown]
-# ## The test-set codes
+# ## The test-set codes and their t-SNE maps
 #
-# `experiments.latents` returns the saved codes of a finished run, and trains the run first when they
-# are missing.
+# `experiments.latents` returns the saved test codes of a finished run, training it first when they are
+# missing. The same random subset of test images is embedded for every model. The embeddings are saved
+# beside the figures, so that the figure can be redrawn without the models.
 
 # %%
-codes = {c.bottleneck: experiments.latents(c, root=data_root, device=device, results_dir=results,
-                                           checkpoint_dir=checkpoints, progress=progress) for c in configs}
+saved_path = figures / "data" / "figure4_tsne.npz"
+saved = io.load_arrays(saved_path)
+run_ids = [c.run_id for c in configs]
+fresh = saved is not None and list(saved["run_ids"]) == run_ids and saved["tsne_points"] == settings["tsne_points"]
+have_codes = all(experiments.latents_path(c, checkpoints).exists() for c in configs)
+if not fresh and (have_codes or train_missing):
+    codes = {c.bottleneck: experiments.latents(c, root=data_root, device=device, results_dir=results,
+                                               checkpoint_dir=checkpoints, progress=progress) for c in configs}
+    labels = next(iter(codes.values()))[1]
+    index = plots.subsample(len(labels), settings["tsne_points"], seed)
+    saved = {"run_ids": run_ids, "tsne_points": settings["tsne_points"], "labels": labels[index].numpy(),
+             **{name: plots.tsne(z[index], seed=seed, perplexity=perplexity) for name, (z, _) in codes.items()}}
+    io.save_arrays(saved_path, **saved)
+elif not fresh:
+    saved = None
+    print(f"missing: the test codes of {run_ids} (or {saved_path}); run with train_missing = True")
 
 # %% [markdown]
 # Their scores, for reference (d = 60 here, while Table 1 uses d = 64):
 
 # %%
-report.format_table(report.collect(configs, results))
-
-# %% [markdown]
-# ## t-SNE maps
-#
-# The same random subset of test images is embedded for every model.
+tables.format_table(tables.collect(configs, results))
 
 # %%
-n_total = len(next(iter(codes.values()))[1])
-index = report.subsample(n_total, settings["tsne_points"], seed)
-embeddings = {name: (report.tsne(z[index], seed=seed, perplexity=perplexity), y[index].numpy())
-              for name, (z, y) in codes.items()}
-fig = report.plot_embeddings(embeddings, title=f"t-SNE of MNIST test codes z_e (d = 60), "
-                             f"{configs[0].iterations:,} iterations, {len(index):,} points")
-print("saved", report.save_figure(fig, figures / "figure4.png"))
+if saved is not None:
+    embeddings = {c.bottleneck: (saved[c.bottleneck], saved["labels"]) for c in configs}
+    fig = plots.plot_embeddings(embeddings, title=f"t-SNE of MNIST test codes z_e (d = 60), "
+                                f"{configs[0].iterations:,} iterations, {len(saved['labels']):,} points")
+    print("saved", plots.save_figure(fig, figures / "figure4.png"))
 
 # %% [markdown]
 # With the paper's budget the soft VQ-VAE's clusters are the tightest. With the quick budget the models

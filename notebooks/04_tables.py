@@ -46,7 +46,7 @@ table2_iterations = None            # None: the budget's (paper: 40,000, soft VQ
 seeds = None                        # None: the budget's
 kmeans_n_init = None                # None: the budget's
 train_missing = True                # train the runs whose results are missing
-tables = ["table1", "table2", "ablation", "noise", "scaling"]
+sections = ["table1", "table2", "ablation", "noise", "scaling"]
 table2_dataset = "cifar10-jpeg"     # svhn, cifar10 or the lossy cifar10-jpeg
 figures_dir = None                  # None: the project's figures/, results/, checkpoints/
 results_dir = None
@@ -56,11 +56,11 @@ device = None                       # None: cuda when present
 progress = True                     # training progress bars
 
 # %%
-from softvq import experiments, report
+from softvq import budgets, experiments, plots, tables
 
-settings = report.budget(budget, iterations=iterations, table2_iterations=table2_iterations, seeds=seeds,
+settings = budgets.budget(budget, iterations=iterations, table2_iterations=table2_iterations, seeds=seeds,
                          kmeans_n_init=kmeans_n_init)
-figures, results, checkpoints = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
+figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
 where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints, progress=progress)
 n_init = settings["kmeans_n_init"]
 settings
@@ -71,33 +71,42 @@ settings
 # The raw-data row scores the pixels themselves (no training).
 
 # %%
-if "table1" in tables:
+if "table1" in sections:
     table1 = experiments.table1(settings["seeds"], settings["iterations"], kmeans_n_init=n_init)
     if train_missing:
         experiments.run(table1, **where)
         experiments.evaluate_raw("mnist", n_init=n_init, root=data_root, results_dir=results)
-    raw = report.find_records(results, bottleneck="raw", dataset="mnist", validation=False, kmeans_n_init=n_init)
-    df1 = report.make_table(table1, "table1", figures, results, "table1", records={"raw": raw} if raw else None)
-    fig = report.plot_vs_paper(df1, title=report.budget_note(df1))
-    report.save_figure(fig, figures / "table1.png")
+    raw = tables.find_records(results, bottleneck="raw", dataset="mnist", validation=False, kmeans_n_init=n_init)
+    df1 = tables.make_table(table1, "table1", figures, results, "table1", records={"raw": raw} if raw else None,
+                            budget=budget)
+    fig = plots.plot_vs_paper(df1, title=tables.budget_note(df1))
+    plots.save_figure(fig, figures / "table1.png")
     print("missing runs:", df1.attrs["missing"])
-    display(report.format_table(df1))
+    display(tables.format_table(df1))
+    stats1 = tables.seed_statistics(table1, "soft_vqvae", results, records={"raw": raw} if raw else None)
+    tables.write_statistics(stats1, "table1_stats", figures, budget=budget)
+    display(tables.format_statistics(stats1))
 
 # %% [markdown]
 # The paper's claim to check: the soft VQ-VAE has the best clustering accuracy, NMI and classification
-# accuracy of all rows. With the quick budget the numbers are far from converged.
+# accuracy of all rows. The second table gives each mean's 95 % t-interval over seeds and, for each other
+# row, the one-sided p-value that the soft VQ-VAE is better (Welch's t-test). With the quick budget the
+# numbers are far from converged.
 #
 # ## Table 2
 
 # %%
-if "table2" in tables:
+if "table2" in sections:
     table2 = experiments.table2(table2_dataset, settings["table2_seeds"], settings["table2_iterations"],
                                 kmeans_n_init=n_init)
     if train_missing:
         experiments.run(table2, **where)
-    df2 = report.make_table(table2, "table2", figures, results, "table2", metrics=["cluster_acc", "classification_acc"])
+    df2 = tables.make_table(table2, "table2", figures, results, "table2", metrics=["cluster_acc", "classification_acc"],
+                            budget=budget)
     print("missing runs:", df2.attrs["missing"])
-    display(report.format_table(df2, ["cluster_acc", "classification_acc"]))
+    display(tables.format_table(df2, ["cluster_acc", "classification_acc"]))
+    stats2 = tables.seed_statistics(table2, "soft_vqvae", results)
+    tables.write_statistics(stats2, "table2_stats", figures, budget=budget)
 
 # %% [markdown]
 # ## Ablation: the authors' code against the paper
@@ -106,14 +115,17 @@ if "table2" in tables:
 # columns show the paper's Table 1 row of the same bottleneck (a test-set number), as a reference point.
 
 # %%
-if "ablation" in tables:
+if "ablation" in sections:
     ablation = experiments.ablation(settings["ablation_seeds"], settings["ablation_iterations"], kmeans_n_init=n_init)
     if train_missing:
         experiments.run(ablation, **where)
-    dfa = report.make_table(ablation, "ablation", figures, results, "table1",
-                            note="Paper columns: the paper's Table 1 row of the same bottleneck (MNIST test set).")
+    dfa = tables.make_table(ablation, "ablation", figures, results, "table1",
+                            note="Paper columns: the paper's Table 1 row of the same bottleneck (MNIST test set).",
+                            budget=budget)
     print("missing runs:", dfa.attrs["missing"])
-    display(report.format_table(dfa))
+    display(tables.format_table(dfa))
+    statsa = tables.seed_statistics(ablation, "official-code", results)
+    tables.write_statistics(statsa, "ablation_stats", figures, budget=budget)
 
 # %% [markdown]
 # ## Choosing the noise level
@@ -122,13 +134,13 @@ if "ablation" in tables:
 # official-code preset at several noise levels, on the same validation split, one seed:
 
 # %%
-if "noise" in tables:
+if "noise" in sections:
     sweep = experiments.noise_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], kmeans_n_init=n_init)
     if train_missing:
         experiments.run(sweep, **where)
-    dfn = report.make_table(sweep, "noise_sweep", figures, results)
+    dfn = tables.make_table(sweep, "noise_sweep", figures, results, budget=budget)
     print("missing runs:", dfn.attrs["missing"])
-    display(report.format_table(dfn))
+    display(tables.format_table(dfn))
 
 # %% [markdown]
 # ## Choosing the baselines' loss scaling
@@ -140,10 +152,10 @@ if "noise" in tables:
 # loss with beta / 64. On the validation split, one seed:
 
 # %%
-if "scaling" in tables:
+if "scaling" in sections:
     scaling = experiments.scaling_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], kmeans_n_init=n_init)
     if train_missing:
         experiments.run(scaling, **where)
-    dfs = report.make_table(scaling, "scaling_sweep", figures, results)
+    dfs = tables.make_table(scaling, "scaling_sweep", figures, results, budget=budget)
     print("missing runs:", dfs.attrs["missing"])
-    display(report.format_table(dfs))
+    display(tables.format_table(dfs))

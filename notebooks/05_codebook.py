@@ -15,14 +15,20 @@
 # ---
 
 # %% [markdown]
-# # Codebook diagnostics of a soft VQ-VAE
+# # How the two quantizers use their codebooks
 #
-# How does a trained soft VQ-VAE use its codebook? For each test image the encoder gives a code `z_e`
-# and K variances `sigma_k^2`; the posterior `p(mu_k | z_e)` weights the codewords. We look at:
+# The VQ-VAE sends each code to its nearest codeword; the soft VQ-VAE feeds the decoder the posterior mean
+# over all K codewords, with a learned `sigma_k` per codeword and input (eq. 5-7). How many codewords does
+# each of them actually use? For every Table 1 run of the two models, at the end of training and on the
+# test set, the results JSON stores:
 #
-# - how evenly the codewords are used (perplexity: K when all are used equally),
-# - the learned `sigma_k`,
-# - how soft the quantizer is: the largest posterior per image (1 means a hard choice).
+# - codewords used (the nearest / most probable codeword of at least one test image) and dead ones,
+# - the perplexity of that hard usage (K when all codewords are used equally) and, for the soft VQ-VAE,
+#   of the mean posterior,
+# - how soft the soft quantizer is: the mean largest posterior (1 means a hard choice),
+# - the learned `sigma_k` (averaged over test images) and its range.
+#
+# So this notebook needs no model, only the results JSONs.
 
 # %%
 # Colab or a fresh environment: install softvq first. There is no public URL yet; once the
@@ -34,50 +40,54 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"        # "quick": a few hundred iterations; "cpu": 2,000; "paper": 40,000
+budget = "quick"        # "quick": a few hundred iterations, 1 seed; "cpu" and "paper": 40,000, several seeds
 iterations = None       # None: the budget's
-seed = 0
-K = None                # None: the preset's 128
-noise_std = None        # None: the preset's
+seeds = None            # None: the budget's
 kmeans_n_init = None    # None: the budget's
-figures_dir = None      # None: the project's figures/, results/, checkpoints/
+train_missing = True    # train the Table 1 quantizer runs whose results are missing
+figures_dir = None      # None: the budget's figures/, results/, checkpoints/
 results_dir = None
 checkpoint_dir = None
 data_root = None        # None: $SOFTVQ_DATA or ./data
 device = None           # None: cuda when present
-progress = True         # training progress bar
+progress = True         # training progress bars
 
 # %%
-from softvq import data, experiments, report
+from softvq import budgets, experiments, plots, tables
 
-settings = report.budget(budget, train_iterations=iterations, kmeans_n_init=kmeans_n_init)
-figures, results, checkpoints = report.output_dirs(figures_dir, results_dir, checkpoint_dir)
-config = report.preset_config("soft_vqvae", "mnist", K=K, noise_std=noise_std, seed=seed,
-                              iterations=settings["train_iterations"], kmeans_n_init=settings["kmeans_n_init"])
+settings = budgets.budget(budget, iterations=iterations, seeds=seeds, kmeans_n_init=kmeans_n_init)
+figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
+configs = [c for c in experiments.table1(settings["seeds"], settings["iterations"],
+                                         kmeans_n_init=settings["kmeans_n_init"])
+           if c.bottleneck in ("vqvae", "soft_vqvae")]
+if train_missing:
+    experiments.run(configs, root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints,
+                    progress=progress)
+records = {row: [r for r in (tables.load_record(c, results) for c in cs) if r is not None]
+           for row, cs in tables.group_configs(configs).items()}
+{row: len(recs) for row, recs in records.items()}
 
 # %% [markdown]
-# The soft VQ-VAE of the Table 1 preset: the same run as notebook 02 with its defaults. A finished run
-# is reloaded from its checkpoint, not trained again.
+# ## The numbers
+#
+# Mean ± sample standard deviation over seeds (runs made before the statistics were recorded are skipped).
 
 # %%
-records, model, _ = experiments.run_stack([config], root=data_root, device=device, results_dir=results,
-                                          checkpoint_dir=checkpoints, progress=progress, keep_model=True)
-x_test, _ = data.load_dataset("mnist", "test", data_root)
-codes = report.soft_codes(model, x_test)
-per_code, summary = report.codebook_stats(codes)
-summary
+df = tables.codebook_table(records)
+tables.write_codebook_table(df, "codebook_table1", figures, budget=budget,
+                            note=f"Table 1 quantizer rows (MNIST, d = 64, K = 128), {settings['iterations']:,} "
+                                 f"iterations; statistics on the test set.")
+df
 
 # %% [markdown]
-# ## Usage, variances and softness
+# ## Usage by codeword and the learned variances
 
 # %%
-fig = report.plot_codebook(per_code, codes, title=f"soft VQ-VAE, K = {config.K}, {config.iterations:,} iterations")
-print("saved", report.save_figure(fig, figures / "codebook.png"))
+fig = plots.plot_codebook(records, title=f"Table 1 quantizers, {settings['iterations']:,} iterations, "
+                                         f"one line per seed")
+print("saved", plots.save_figure(fig, figures / "codebook_table1.png"))
 
 # %% [markdown]
-# A soft perplexity well below K means that a few codewords carry most of the posterior mass. A largest
-# posterior near 1 for most images means that the quantizer acts almost like a hard one on the test set
-# (no noise is added at evaluation).
-
-# %%
-per_code.sort_values("soft_usage", ascending=False).head(10)
+# Read the hard usage first: a codeword that no test image picks is dead, and a perplexity far below K
+# means a few codewords carry most images. The soft VQ-VAE's mean largest posterior says how often the
+# decoder sees a blend of codewords rather than one of them.

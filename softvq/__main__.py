@@ -13,6 +13,7 @@ import dataclasses
 import json
 
 from . import experiments
+from .bottlenecks import BOTTLENECKS
 from .experiments import Config
 
 PRESETS = {
@@ -24,6 +25,22 @@ PRESETS = {
     "scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations)),
 }
 
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def boolean(text: str) -> bool:
+    """argparse type: true/false, 1/0 or yes/no, any case."""
+    if text.lower() not in BOOLEANS:
+        raise argparse.ArgumentTypeError(f"expected one of {'/'.join(BOOLEANS)}, got {text!r}")
+    return BOOLEANS[text.lower()]
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    if not text.isdecimal():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m softvq", description=__doc__,
@@ -32,33 +49,39 @@ def main(argv=None) -> None:
     one = sub.add_parser("run", help="one configuration (any Config field as --field value)")
     for f in dataclasses.fields(Config):
         if f.name != "seed":
-            kind = (lambda s: s.lower() in ("1", "true", "yes")) if f.type in ("bool", bool) else type(f.default)
+            kind = boolean if f.type in ("bool", bool) else type(f.default)
             one.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default)
     preset = sub.add_parser("preset", help="a named set of runs: " + ", ".join(PRESETS))
     preset.add_argument("name", choices=sorted(PRESETS))
     preset.add_argument("--iterations", type=int, default=None)
     preset.add_argument("--dataset", default="cifar10", help="for table2")
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
-    preset.add_argument("--only", nargs="+", default=None, metavar="BOTTLENECK", help="run only these bottlenecks")
+    preset.add_argument("--only", nargs="+", default=None, choices=sorted(BOTTLENECKS), metavar="BOTTLENECK",
+                        help="run only these bottlenecks")
     for p in (one, preset):
-        p.add_argument("--seeds", type=int, nargs="+", default=[0])
+        p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0])
         p.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
         p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
         p.add_argument("--results", default=str(experiments.RESULTS_DIR), help="results folder")
     args = parser.parse_args(argv)
-
-    if args.command == "run":
-        fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if f.name != "seed"}
-        configs = [Config(**fields, seed=s) for s in args.seeds]
-    else:
-        if args.iterations is None and args.name != "table2":
-            args.iterations = 40_000
-        configs = PRESETS[args.name](args)
-        if args.only:
-            configs = [c for c in configs if c.bottleneck in args.only]
+    try:
+        configs = build_configs(args)
+    except ValueError as e:             # a bad Config field: one `error:` line, exit status 2
+        (one if args.command == "run" else preset).error(str(e))
     for record in experiments.run(configs, root=args.data_root, device=args.device, results_dir=args.results):
         print(json.dumps({"run_id": record["run_id"], **record["metrics"],
                           "train_time_s": round(record["train_time_s"], 1)}))
+
+
+def build_configs(args: argparse.Namespace) -> list[Config]:
+    """The configs the parsed command line asks for."""
+    if args.command == "run":
+        fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if f.name != "seed"}
+        return [Config(**fields, seed=s) for s in args.seeds]
+    if args.iterations is None and args.name != "table2":
+        args.iterations = 40_000
+    configs = PRESETS[args.name](args)
+    return [c for c in configs if c.bottleneck in args.only] if args.only else configs
 
 
 if __name__ == "__main__":

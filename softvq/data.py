@@ -132,8 +132,14 @@ def _load(name: str, split: str, root: Path, download: bool) -> tuple[torch.Tens
     return x.float().div_(255), y
 
 
+def is_known(name) -> bool:
+    """Whether `load_dataset` knows the name: one of DATASETS or "folder:/path/to/dir"."""
+    return isinstance(name, str) and (name in DATASETS or
+                                      (name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX)))
+
+
 def _check_name(name: str) -> None:
-    if name not in DATASETS and not (name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX)):
+    if not is_known(name):
         raise ValueError(
             f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, "
             f"or '{FOLDER_PREFIX}/path/to/dir' for an image folder with train/ and test/"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +18,48 @@ from typing import Iterable, Mapping, Sequence
 import torch
 
 from . import codebook, data, metrics
-from .bottlenecks import BOTTLENECKS
-from .model import build_model
+from .bottlenecks import BOTTLENECKS, REDUCTIONS
+from .model import RECONSTRUCTIONS, build_model
 from .io import save_atomic, write_json
 from .provenance import code_version
+from .quantize import WEIGHTINGS
 from .train import default_device, train
 
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
 STACKABLE = ("seed", "beta", "noise_std", "vq_weight")       # fields that may differ inside one stack
 VALIDATION_SIZE = 10_000                        # held out of the training set when Config.validation
+
+
+def _one_of(choices) -> tuple:
+    """A string field's check: one of `choices`."""
+    return (lambda v: isinstance(v, str) and v in choices), f"one of {sorted(choices)}"
+
+
+def _integer(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+_POSITIVE_INT = (lambda v: _integer(v) and v >= 1), "a positive integer"
+_NON_NEGATIVE = (lambda v: _number(v) and v >= 0), "a number >= 0"
+_POSITIVE = (lambda v: _number(v) and v > 0), "a number > 0"
+# Every Config field: (is the value allowed, description of the allowed values), checked when it is built.
+FIELD_CHECKS = {
+    "dataset": (data.is_known, f"one of {sorted(data.DATASETS)} or '{data.FOLDER_PREFIX}/path/to/dir'"),
+    "bottleneck": _one_of(BOTTLENECKS),
+    "weighting": _one_of(WEIGHTINGS),
+    "recon": _one_of(RECONSTRUCTIONS),
+    "reduction": _one_of(REDUCTIONS),
+    **dict.fromkeys(("d", "K", "iterations", "batch_size", "kmeans_n_init"), _POSITIVE_INT),
+    "seed": ((lambda v: _integer(v) and v >= 0), "an integer >= 0"),
+    **dict.fromkeys(("beta", "noise_std", "vq_weight"), _NON_NEGATIVE),
+    **dict.fromkeys(("lr", "log_var_bound"), _POSITIVE),
+    "validation": ((lambda v: isinstance(v, bool)), "True or False"),
+}
 
 
 @dataclass(frozen=True)
@@ -56,10 +89,10 @@ class Config:
     kmeans_n_init: int = 100
 
     def __post_init__(self):
-        if self.bottleneck not in BOTTLENECKS:
-            raise ValueError(f"unknown bottleneck {self.bottleneck!r}; expected one of {sorted(BOTTLENECKS)}")
-        if self.iterations < 1 or self.batch_size < 1 or self.d < 1 or self.K < 1:
-            raise ValueError(f"iterations, batch_size, d and K must be positive: {self}")
+        for name, (allowed, expected) in FIELD_CHECKS.items():
+            value = getattr(self, name)
+            if not allowed(value):
+                raise ValueError(f"Config.{name} = {value!r} is not allowed; expected {expected}")
 
     @property
     def net(self) -> str:

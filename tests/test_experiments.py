@@ -13,7 +13,7 @@ def test_config_names_runs_and_validates():
     assert Config(noise_std=0.3).stack_key() == a.stack_key()           # stackable field
     assert Config(batch_size=64).stack_key() != a.stack_key()
     assert Config().net == "mlp" and Config(dataset="cifar10").net == "cnn"
-    with pytest.raises(ValueError, match="unknown bottleneck"):
+    with pytest.raises(ValueError, match="Config.bottleneck"):
         Config(bottleneck="gan")
     with pytest.raises(ValueError, match="positive"):
         Config(iterations=0)

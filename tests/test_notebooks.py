@@ -32,8 +32,9 @@ FIGURES = {
     "01_theorem1": ["theorem1.png"],
     "02_train": ["train_soft_vqvae_loss.png", "train_soft_vqvae_reconstructions.png"],
     "03_figure4": ["figure4.png"],
-    "04_tables": [f"{t}.{ext}" for t in ("table1", "table2", "ablation", "noise_sweep", "scaling_sweep") for ext in ("csv", "md")] + ["table1.png"],
-    "05_codebook": ["codebook.png"],
+    "04_tables": [f"{t}.{ext}" for t in ("table1", "table1_stats", "table2", "table2_stats", "ablation", "ablation_stats",
+                                         "noise_sweep", "scaling_sweep") for ext in ("csv", "md")] + ["table1.png"],
+    "05_codebook": ["codebook_table1.png", "codebook_table1.csv", "codebook_table1.md"],
 }
 
 
@@ -115,17 +116,36 @@ def test_notebook_runs_and_writes_its_figures(name, workspace):
 def test_tables_markdown_states_budget_and_lossy_copy(workspace):
     if not (workspace / "figures" / "table2.md").exists():
         pytest.skip("needs test_notebook_runs_and_writes_its_figures[04_tables]")
-    table1 = (workspace / "figures" / "table1.md").read_text()
-    assert table1.startswith("Budget: 20 training iterations") and "raw data" in table1 and "soft VQ-VAE" in table1
-    first = (workspace / "figures" / "table2.md").read_text().splitlines()[0]
-    assert "LOSSY JPEG" in first and "Paper columns: the paper's CIFAR-10 numbers" in first
-    assert "validation split" in (workspace / "figures" / "ablation.md").read_text().splitlines()[0]
+    def paragraphs(stem):
+        return (workspace / "figures" / f"{stem}.md").read_text().split("\n\n")
+    banner, budget_line, table1 = paragraphs("table1")
+    assert banner.startswith("**Budget 'quick'**") and "not the committed results" in banner
+    assert budget_line.startswith("Budget: 20 training iterations") and "raw data" in table1 and "soft VQ-VAE" in table1
+    assert "LOSSY JPEG" in paragraphs("table2")[1] and "Paper columns: the paper's CIFAR-10 numbers" in paragraphs("table2")[1]
+    assert "validation split" in paragraphs("ablation")[1]
+
+
+def test_codebook_table_has_both_quantizers(workspace):
+    if not (workspace / "figures" / "codebook_table1.md").exists():
+        pytest.skip("needs test_notebook_runs_and_writes_its_figures[05_codebook]")
+    text = (workspace / "figures" / "codebook_table1.md").read_text()
+    assert "| VQ-VAE" in text and "| soft VQ-VAE" in text and "perplexity (soft)" in text
+
+
+def test_a_quick_run_writes_only_under_outputs(tmp_path):
+    """With the default folders, a budget other than the committed one leaves figures/ and results/ alone."""
+    out = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS / "01_theorem1.ipynb"), str(out), kernel_name="python3",
+                               parameters=dict(PARAMETERS["01_theorem1"], budget="quick"), progress_bar=False,
+                               cwd=str(tmp_path))
+    assert (tmp_path / "outputs" / "quick" / "figures" / "theorem1.png").exists()
+    assert not (tmp_path / "figures").exists() and not (tmp_path / "results").exists()
 
 
 def test_tables_without_training_report_missing_runs(tmp_path, workspace):
     figures = tmp_path / "figures"
     execute("04_tables", workspace, out_name="04_tables-missing", **{**PARAMETERS["04_tables"], "iterations": 7, "table2_iterations": 7},
-            train_missing=False, tables=["table1", "table2"], results_dir=str(tmp_path / "empty"),
+            train_missing=False, sections=["table1", "table2"], results_dir=str(tmp_path / "empty"),
             figures_dir=str(figures))
     table1 = (figures / "table1.md").read_text()
     assert table1.count("missing") >= 6 and "raw data" not in table1

@@ -1,0 +1,90 @@
+"""Budgets (how much to train for each figure and table) and where each budget writes its outputs.
+
+The committed figures/ and results/ come from the "cpu" budget; every other budget writes under
+outputs/<budget>/, so that a quick run leaves the committed files alone.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import experiments
+from .experiments import Config
+
+COMMITTED = "cpu"           # the budget the committed figures/ and results/ come from
+
+BUDGETS = {
+    # minutes on a CPU: every notebook runs, numbers far from converged
+    "quick": dict(iterations=300, seeds=(0,), table2_seeds=(0,), table2_iterations=300, figure4_iterations=300,
+                  train_iterations=300, ablation_iterations=300, ablation_seeds=(0,), kmeans_n_init=10,
+                  tsne_points=2000),
+    # what a 2-core CPU affords in a few hours (the README's tables): Table 1 and Figure 4 at the paper's
+    # 40,000 iterations with 5 seeds (Figure 4: one), the ablation at 5,000 with two, Table 2 at 500 with one
+    "cpu": dict(iterations=40_000, seeds=(0, 1, 2, 3, 4), table2_seeds=(0,), table2_iterations=500,
+                figure4_iterations=40_000, train_iterations=2_000, ablation_iterations=5_000, ablation_seeds=(0, 1),
+                kmeans_n_init=100, tsne_points=10_000),
+    # the paper's budget, for a GPU: 40,000 iterations (Table 2 soft VQ-VAE: 10,000), 3 seeds
+    "paper": dict(iterations=40_000, seeds=(0, 1, 2), table2_seeds=(0, 1, 2), table2_iterations=None,
+                  figure4_iterations=40_000, train_iterations=40_000, ablation_iterations=40_000,
+                  ablation_seeds=(0, 1, 2), kmeans_n_init=100, tsne_points=10_000),
+}
+
+
+def budget(name: str = "quick", **overrides) -> dict:
+    """The settings of budget `name` ("quick": minutes on a CPU; "cpu": a few hours on a CPU; "paper": the
+    paper's 40,000 iterations, 3 seeds). Overrides that are not None replace them; given `seeds` also
+    replace `table2_seeds`. table2_iterations None keeps the paper's per-row budget (40,000; 10,000 for the
+    soft VQ-VAE)."""
+    if name not in BUDGETS:
+        raise ValueError(f"unknown budget {name!r}; expected one of {sorted(BUDGETS)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "seeds" in given:                            # seeds chosen by the caller apply to Table 2 as well
+        given.setdefault("table2_seeds", given["seeds"])
+    chosen = {**BUDGETS[name], **given}
+    for key in ("seeds", "table2_seeds", "ablation_seeds"):
+        chosen[key] = tuple(int(s) for s in chosen[key])
+    return chosen
+
+
+def project_dir() -> Path:
+    """The working folder, or its parent when a notebook runs inside notebooks/."""
+    cwd = Path.cwd()
+    return cwd.parent if cwd.name == "notebooks" else cwd
+
+
+def output_root(name: str = COMMITTED, base: Path | None = None) -> Path:
+    """Where budget `name` writes: the project folder (`base`, default `project_dir()`) for the committed
+    budget, outputs/<name>/ (git-ignored) in it for any other, so that a quick run never touches the
+    committed figures and results."""
+    budget(name)                                    # refuses an unknown name
+    base = Path(base) if base is not None else project_dir()
+    return base if name == COMMITTED else base / "outputs" / name
+
+
+def output_dirs(name: str = COMMITTED, figures_dir=None, results_dir=None, checkpoint_dir=None,
+                base: Path | None = None) -> tuple[Path, Path, Path]:
+    """(figures, results, checkpoints) folders of budget `name` under `output_root`; a folder given replaces
+    its default. The figures folder is created."""
+    root = output_root(name, base)
+    dirs = [Path(p) if p is not None else root / sub for p, sub in
+            ((figures_dir, "figures"), (results_dir, "results"), (checkpoint_dir, "checkpoints"))]
+    dirs[0].mkdir(parents=True, exist_ok=True)
+    return tuple(dirs)
+
+
+def banner(name: str) -> str:
+    """The first line of a table made at budget `name`: empty for the committed budget, else a warning."""
+    if name == COMMITTED:
+        return ""
+    return (f"**Budget '{name}'**: not the committed results, which come from the '{COMMITTED}' budget "
+            f"(figures/ and results/ of the repository).")
+
+
+def preset_config(bottleneck: str = "soft_vqvae", dataset: str = "mnist", **fields) -> Config:
+    """The preset row of `bottleneck` (experiments.TABLE1 on MNIST, TABLE2 otherwise) with the given
+    fields replaced; fields that are None keep the preset's value."""
+    table = experiments.TABLE1 if dataset == "mnist" else experiments.TABLE2
+    if bottleneck not in table:
+        raise ValueError(f"unknown bottleneck {bottleneck!r}; expected one of {sorted(table)}")
+    given = {k: v for k, v in fields.items() if v is not None}
+    defaults = {"d": 64 if dataset == "mnist" else 256}
+    return Config(dataset=dataset, **{**defaults, **table[bottleneck], **given})

@@ -1,0 +1,30 @@
+"""softvq.budgets: the budgets, the presets they build and where each budget writes."""
+import pytest
+
+from softvq import budgets
+
+
+def test_budget_and_preset_config():
+    assert budgets.budget("paper")["iterations"] == 40_000 and budgets.budget("paper")["seeds"] == (0, 1, 2)
+    quick = budgets.budget("quick", iterations=20, seeds=[3], kmeans_n_init=None)
+    assert quick["iterations"] == 20 and quick["seeds"] == (3,) and quick["kmeans_n_init"] == 10
+    assert quick["table2_seeds"] == (3,)                                # the caller's seeds reach Table 2
+    assert budgets.budget("cpu")["table2_seeds"] == (0,) and budgets.budget("cpu")["seeds"] == (0, 1, 2, 3, 4)
+    with pytest.raises(ValueError):
+        budgets.budget("huge")
+    c = budgets.preset_config("beta_vae", iterations=50, seed=2, beta=None)
+    assert (c.beta, c.d, c.iterations, c.seed) == (20.0 / 64, 64, 50, 2)     # KL/d, see scaling_sweep
+    assert budgets.preset_config("soft_vqvae", "cifar10").K == 32
+
+
+def test_only_the_committed_budget_writes_to_the_project_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    figures, results, checkpoints = budgets.output_dirs("cpu")
+    assert (figures, results, checkpoints) == (tmp_path / "figures", tmp_path / "results", tmp_path / "checkpoints")
+    figures, results, _ = budgets.output_dirs("quick")
+    assert figures == tmp_path / "outputs" / "quick" / "figures" and figures.is_dir()
+    assert results == tmp_path / "outputs" / "quick" / "results"
+    assert budgets.output_dirs("quick", results_dir=tmp_path / "r")[1] == tmp_path / "r"
+    assert budgets.banner("cpu") == "" and "quick" in budgets.banner("quick")
+    with pytest.raises(ValueError, match="budget"):
+        budgets.output_dirs("huge")

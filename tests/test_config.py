@@ -1,0 +1,69 @@
+"""Every Config field is checked when the Config is built; the CLI turns a bad value into an argparse error."""
+import dataclasses
+
+import pytest
+
+from softvq import __main__ as cli
+from softvq import data, experiments
+from softvq.experiments import Config
+
+BAD_VALUES = [
+    ("dataset", "mnsit"), ("dataset", "folder:"), ("bottleneck", "gan"), ("weighting", "uniform"),
+    ("recon", "l1"), ("reduction", "max"), ("d", 0), ("K", 0), ("iterations", 0), ("iterations", 2.5),
+    ("batch_size", -1), ("kmeans_n_init", 0), ("seed", -1), ("beta", -0.1), ("noise_std", -0.1),
+    ("noise_std", float("nan")), ("vq_weight", -1.0), ("lr", 0.0), ("lr", "3e-4"), ("log_var_bound", 0.0),
+    ("validation", "false"),
+]
+
+
+def test_every_field_is_checked():
+    assert set(experiments.FIELD_CHECKS) == {f.name for f in dataclasses.fields(Config)}
+    assert {name for name, _ in BAD_VALUES} == set(experiments.FIELD_CHECKS)
+
+
+@pytest.mark.parametrize("name, value", BAD_VALUES)
+def test_bad_value_is_refused_at_construction(name, value):
+    with pytest.raises(ValueError, match=rf"^Config\.{name} = .* is not allowed; expected "):
+        Config(**{name: value})
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(ValueError) as info:
+        Config(dataset="mnsit")
+    assert all(repr(name) in str(info.value) for name in data.DATASETS)
+
+
+@pytest.mark.parametrize("dataset", [*data.DATASETS, "folder:/some/images"])
+def test_known_datasets_are_allowed(dataset):
+    assert Config(dataset=dataset).dataset == dataset
+
+
+def test_presets_build():
+    configs = [*experiments.table1(), *experiments.table2("svhn"), *experiments.figure4(),
+               experiments.official_code()]
+    for sweep in (experiments.ablation(), experiments.noise_sweep(), experiments.scaling_sweep()):
+        configs += experiments.flatten(sweep)
+    assert all(isinstance(c, Config) for c in configs)
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--dataset", "mnsit"], ["run", "--lr", "0"], ["run", "--seeds", "-1"], ["run", "--seeds", "x"],
+    ["run", "--validation", "maybe"], ["preset", "table1", "--seeds", "-1"], ["preset", "table1", "--iterations", "0"],
+    ["preset", "table2", "--dataset", "mnsit"], ["preset", "table1", "--only", "gan"],
+])
+def test_cli_refuses_bad_values_before_running(argv, capsys, monkeypatch):
+    monkeypatch.setattr(experiments, "run", lambda *a, **k: pytest.fail("reached experiments.run"))
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m softvq " + argv[0])
+    assert [line for line in err.splitlines() if ": error: " in line] == [err.splitlines()[-1]]
+
+
+def test_cli_reads_booleans(monkeypatch):
+    seen = []
+    monkeypatch.setattr(experiments, "run", lambda configs, **k: seen.extend(configs) or [])
+    for text, value in [("True", True), ("yes", True), ("1", True), ("FALSE", False), ("no", False), ("0", False)]:
+        cli.main(["run", "--validation", text, "--seeds", "3"])
+        assert (seen[-1].validation, seen[-1].seed) == (value, 3)
