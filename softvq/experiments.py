@@ -23,11 +23,12 @@ from .model import RECONSTRUCTIONS, build_model
 from .io import save_atomic, write_json
 from .provenance import code_version
 from .quantize import WEIGHTINGS
-from .train import default_device, train
+from .train import PRECISIONS, default_device, train
 
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
 STACKABLE = ("seed", "beta", "noise_std", "vq_weight")       # fields that may differ inside one stack
+HASHED_WHEN_SET = {"precision": "fp32", "compile": False}     # in a run id's hash only when not the default
 VALIDATION_SIZE = 10_000                        # held out of the training set when Config.validation
 
 
@@ -59,6 +60,8 @@ FIELD_CHECKS = {
     **dict.fromkeys(("beta", "noise_std", "vq_weight"), _NON_NEGATIVE),
     **dict.fromkeys(("lr", "log_var_bound"), _POSITIVE),
     "validation": ((lambda v: isinstance(v, bool)), "True or False"),
+    "precision": _one_of(PRECISIONS),
+    "compile": ((lambda v: isinstance(v, bool)), "True or False"),
 }
 
 
@@ -69,6 +72,8 @@ class Config:
     `beta` is the bottleneck's weight: the KL weight of the VAE / beta-VAE / information dropout, the
     commitment weight of the VQ-VAE and soft VQ-VAE. `validation=True` trains on the training set minus a
     fixed held-out 10,000 and evaluates on those (for choosing settings; the test set is never used then).
+    `precision` ("fp32", "tf32", "bf16") and `compile` (torch.compile the training step) are for GPUs; see
+    `softvq.train.train`.
     """
     dataset: str = "mnist"
     bottleneck: str = "soft_vqvae"
@@ -87,6 +92,8 @@ class Config:
     seed: int = 0
     validation: bool = False
     kmeans_n_init: int = 100
+    precision: str = "fp32"
+    compile: bool = False
 
     def __post_init__(self):
         for name, (allowed, expected) in FIELD_CHECKS.items():
@@ -100,7 +107,11 @@ class Config:
 
     @property
     def run_id(self) -> str:
-        digest = hashlib.sha1(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        """<dataset>-<bottleneck>-d<d>-it<iterations>[-val]-s<seed>-<hash of every field>; fields added later
+        (HASHED_WHEN_SET) count only when they differ from their default, so older run ids stay valid."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items()
+                  if k not in HASHED_WHEN_SET or v != HASHED_WHEN_SET[k]}
+        digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
         split = "-val" if self.validation else ""
         return f"{self.dataset}-{self.bottleneck}-d{self.d}-it{self.iterations}{split}-s{self.seed}-{digest}"
 
@@ -297,7 +308,8 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
     model = build_stack(configs, x_tr)
     ckpt = Path(checkpoint_dir) / f"{configs[0].run_id}-x{len(configs)}.pt"
     history = train(model, x_tr, seeds, iterations=first.iterations, batch_size=first.batch_size, lr=first.lr,
-                    device=device, checkpoint=ckpt, progress=progress)
+                    device=device, checkpoint=ckpt, progress=progress, precision=first.precision,
+                    compile=first.compile)
     z_tr, z_ev = model.encode(x_tr).cpu(), model.encode(x_ev).cpu()
     terms = [k for k in history if k not in ("iteration", "wall_time")]
     codes = codebook.assignments(model, x_ev) if first.bottleneck in ("vqvae", "soft_vqvae") else None

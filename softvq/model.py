@@ -17,6 +17,11 @@ from .nets import NETWORKS, reset_stacked
 RECONSTRUCTIONS = ("bce", "mse_var")
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """bfloat16 / float16 -> float32; float32 and float64 unchanged."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 class AutoEncoder(nn.Module):
     """x (M, B, C, H, W) in [0, 1] -> decoder logits, z_e and named per-model losses (M,).
 
@@ -45,9 +50,13 @@ class AutoEncoder(nn.Module):
         return per_input.mean(-1)                                   # (M,)
 
     def forward(self, x: torch.Tensor) -> dict:
-        z_dec, z_e, losses = self.bottleneck(self.encoder(x))
+        """Under a bfloat16 autocast only the encoder and decoder bodies run in bfloat16: the bottleneck
+        (heads, posterior softmax, KL and VQ terms) and the reconstruction loss stay float32."""
+        h = self.encoder(x)
+        with torch.autocast(h.device.type, enabled=False):
+            z_dec, z_e, losses = self.bottleneck(at_least_float32(h))
         logits = self.decoder(z_dec)
-        losses = {"recon": self.reconstruction_loss(logits, x), **losses}
+        losses = {"recon": self.reconstruction_loss(at_least_float32(logits), x), **losses}
         return {"logits": logits, "z_e": z_e, "losses": losses, "total": sum(losses.values())}
 
     @contextlib.contextmanager

@@ -11,6 +11,7 @@ order and every generator state. They are written atomically; an interrupted run
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,6 +24,7 @@ from .io import save_atomic
 from .model import AutoEncoder
 
 STREAMS = {"init": 0, "data": 1, "noise": 2}
+PRECISIONS = ("fp32", "tf32", "bf16")
 DENORMAL_SWEEP = 100            # iterations between two flush_denormals_ on a CPU
 
 
@@ -87,6 +89,18 @@ def flush_denormals_(optimizer: torch.optim.Optimizer) -> None:
                 moment.masked_fill_(moment.abs() < tiny, 0)
 
 
+@contextlib.contextmanager
+def tf32_allowed(allowed: bool):
+    """CUDA matrix products and convolutions in TF32 (`allowed`) or strict float32 inside the block; the
+    previous settings are restored after it. No effect on a CPU."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def check_finite(losses: dict[str, torch.Tensor], iteration: int, seeds: Sequence[int]) -> None:
     """Stop the run with an error that names the iteration, the loss term and the model."""
     for name, value in losses.items():
@@ -100,7 +114,8 @@ def check_finite(losses: dict[str, torch.Tensor], iteration: int, seeds: Sequenc
 def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], iterations: int = 40_000,
           batch_size: int = 32, lr: float = 3e-4, device: torch.device | str | None = None,
           checkpoint: str | Path | None = None, checkpoint_every: int = 2_000, log_every: int = 100,
-          progress: bool = True, on_step: Callable[[int], None] | None = None) -> dict:
+          progress: bool = True, on_step: Callable[[int], None] | None = None, precision: str = "fp32",
+          compile: bool = False) -> dict:
     """Train the stack `model` (M = len(seeds) models) on x_train (N, ...) in [0, 1].
 
     Model m draws its batches and its noise from generators seeded by seeds[m] (its weights were
@@ -108,18 +123,27 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
     `checkpoint_every` iterations and at the end, and a run that finds a checkpoint there continues from it.
     `on_step(iteration)` is called after every step (e.g. to interrupt in tests).
 
+    `precision`: "fp32" strict float32 (TF32 off on CUDA); "tf32" TF32 matrix products and convolutions
+    (CUDA; on a CPU the same as fp32); "bf16" bfloat16 autocast of the forward pass, in which the
+    bottleneck, the posterior and the losses stay float32 (see `AutoEncoder.forward`). `compile` runs the
+    forward pass through torch.compile.
+
     Returns the history: {"iteration": [...], "<term>": [[M values] per logged step], "wall_time": s}.
     """
     device = torch.device(device) if device is not None else default_device()
     if len(seeds) != model.bottleneck.n_models:
         raise ValueError(f"{len(seeds)} seeds for a stack of {model.bottleneck.n_models} models")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
     model.to(device).train()
+    forward = torch.compile(model) if compile else model
     x_train = x_train.to(device)
     samplers = [EpochSampler(len(x_train), batch_size, s) for s in seeds]
     noise = [torch.Generator(device).manual_seed(stream_seed(s, "noise")) for s in seeds]
     model.bottleneck.generators = noise
     optimizer = make_optimizer(model, lr)
     history: dict = {"iteration": [], "wall_time": 0.0}
+    running: dict[str, torch.Tensor] = {}          # loss sums since the last logged iteration
     start = 0
     if checkpoint is not None and Path(checkpoint).exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
@@ -131,22 +155,23 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
             sampler.load_state_dict(s)
         for g, s in zip(noise, state["noise"]):
             g.set_state(s)
-        start, history = state["iteration"], state["history"]
+        start, history, running = state["iteration"], state["history"], state.get("running", {})
 
     def save(iteration: int) -> None:
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
                      "seeds": list(seeds), "samplers": [s.state_dict() for s in samplers],
-                     "noise": [g.get_state() for g in noise], "history": history}, checkpoint)
+                     "noise": [g.get_state() for g in noise], "history": history, "running": running}, checkpoint)
 
-    running: dict[str, torch.Tensor] = {}
     began = time.perf_counter() - history["wall_time"]
     bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=not progress,
                desc=f"training {len(seeds)} model(s)", unit="it", mininterval=1.0)
     for it in bar:
         index = torch.stack([s.next() for s in samplers]).to(device)     # (M, B)
-        out = model(x_train[index])
-        optimizer.zero_grad(set_to_none=True)
-        out["total"].sum().backward()
+        with tf32_allowed(precision == "tf32"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = forward(x_train[index])
+            optimizer.zero_grad(set_to_none=True)
+            out["total"].sum().backward()
         check_finite(out["losses"], it + 1, seeds)
         optimizer.step()
         if device.type == "cpu" and (it + 1) % DENORMAL_SWEEP == 0:

@@ -1,9 +1,11 @@
+import functools
 import json
 
 import pytest
 import torch
 
 from softvq import experiments
+from softvq.train import train
 from softvq.experiments import Config
 
 
@@ -83,3 +85,40 @@ def test_run_writes_one_json_per_config_and_skips_finished(mnist_root, tmp_path,
     mtime = experiments.result_path(configs[0], tmp_path / "r").stat().st_mtime
     experiments.run(configs, **kwargs)                                   # everything exists: nothing retrained
     assert experiments.result_path(configs[0], tmp_path / "r").stat().st_mtime == mtime
+
+
+def test_run_ids_of_committed_results_stay_valid():
+    """Fields added to Config later (precision, compile) leave the ids of default-valued runs unchanged."""
+    assert experiments.table1(seeds=(0,))[-1].run_id == "mnist-soft_vqvae-d64-it40000-s0-abf3c4b8"
+    bf16 = Config(precision="bf16")
+    assert bf16.run_id != Config().run_id and bf16.stack_key() != Config().stack_key()
+
+
+def test_rerun_and_resume_give_identical_metrics(mnist_root, tmp_path, monkeypatch):
+    """The same config twice, and once interrupted and resumed from its checkpoint: identical records."""
+    load = experiments.data.load_dataset
+    monkeypatch.setattr(experiments.data, "load_dataset",
+                        lambda name, split, root=None: tuple(t[:2000 if split == "train" else 500]
+                                                             for t in load(name, split, root)))
+    config = Config(bottleneck="soft_vqvae", d=8, K=8, iterations=40, noise_std=0.1, kmeans_n_init=2)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_30(iteration):
+        if iteration == 30:
+            raise Interrupt
+
+    def run(name, **train_options):
+        monkeypatch.setattr(experiments, "train", functools.partial(train, checkpoint_every=10, **train_options))
+        return experiments.run_stack([config], mnist_root, "cpu", tmp_path / name, tmp_path / f"{name}-ckpt",
+                                     progress=False)[0]
+
+    first, second = run("a"), run("b")
+    with pytest.raises(Interrupt):
+        run("c", on_step=stop_at_30)
+    resumed = run("c")
+    for other in (second, resumed):
+        for key in ("metrics", "history", "final_losses", "codebook"):
+            assert other[key] == first[key], key
+    assert first["code_version"]["threads"] == torch.get_num_threads() and "commit" in first["code_version"]
