@@ -5,25 +5,37 @@
     python -m softvq preset ablation --iterations 5000 --seeds 0 1
     python -m softvq preset noise --iterations 5000 --seeds 0
     python -m softvq preset scaling --iterations 5000 --seeds 0
+    python -m softvq preset table1 --precision bf16 --compile --device cuda    # GPU numerics
+    python -m softvq gpu-check                        # on a CUDA machine: tests, speed, short Table 1 -> JSON
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from . import experiments
 from .bottlenecks import BOTTLENECKS
 from .experiments import Config
+from .train import PRECISIONS
 
 PRESETS = {
-    "table1": lambda a: experiments.table1(a.seeds, a.iterations, validation=a.validation),
-    "figure4": lambda a: experiments.figure4(a.seeds, a.iterations),
-    "table2": lambda a: experiments.table2(a.dataset, a.seeds, a.iterations),
-    "ablation": lambda a: experiments.flatten(experiments.ablation(a.seeds, a.iterations)),
-    "noise": lambda a: experiments.flatten(experiments.noise_sweep(a.seeds, a.iterations)),
-    "scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations)),
+    "table1": lambda a: experiments.table1(a.seeds, a.iterations, validation=a.validation, **numerics(a)),
+    "figure4": lambda a: experiments.figure4(a.seeds, a.iterations, **numerics(a)),
+    "table2": lambda a: experiments.table2(a.dataset, a.seeds, a.iterations, **numerics(a)),
+    "ablation": lambda a: experiments.flatten(experiments.ablation(a.seeds, a.iterations, **numerics(a))),
+    "noise": lambda a: experiments.flatten(experiments.noise_sweep(a.seeds, a.iterations, **numerics(a))),
+    "scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations, **numerics(a))),
 }
+GPU_CHECK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+
+
+def numerics(args: argparse.Namespace) -> dict:
+    """The Config fields a preset takes from the command line besides seeds and iterations."""
+    return dict(precision=args.precision, compile=args.compile)
 
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -58,12 +70,20 @@ def main(argv=None) -> None:
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
     preset.add_argument("--only", nargs="+", default=None, choices=sorted(BOTTLENECKS), metavar="BOTTLENECK",
                         help="run only these bottlenecks")
+    preset.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, tf32 or bf16 (GPU)")
+    preset.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    gpu = sub.add_parser("gpu-check", help="on a CUDA machine: CUDA tests, speed, a short Table 1 (one JSON)")
+    gpu.add_argument("--quick", action="store_true")
     for p in (one, preset):
         p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0])
         p.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
         p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
         p.add_argument("--results", default=str(experiments.RESULTS_DIR), help="results folder")
     args = parser.parse_args(argv)
+    if args.command == "gpu-check":
+        if not GPU_CHECK.exists():
+            gpu.error(f"needs a repository checkout: {GPU_CHECK} not found")
+        raise SystemExit(subprocess.call([sys.executable, str(GPU_CHECK), *(["--quick"] if args.quick else [])]))
     try:
         configs = build_configs(args)
     except ValueError as e:             # a bad Config field: one `error:` line, exit status 2

@@ -14,8 +14,9 @@
   images converted to RGB, all images must have the same size).
 
 The data root is the ``root`` argument, else the ``SOFTVQ_DATA`` environment variable,
-else ``./data``. Loaded tensors are memoised per process, so callers share them and
-must not modify them in place.
+else ``./data``. ``download(names)`` fetches mnist, svhn and cifar10 into it; notebooks do so by
+default only on Colab (``on_colab()``). Loaded tensors are memoised per process, so callers share
+them and must not modify them in place.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,7 @@ from tqdm import tqdm
 from .io import save_atomic
 
 DATASETS = ("mnist", "svhn", "cifar10", "cifar10-jpeg")
+DOWNLOADABLE = ("mnist", "svhn", "cifar10")
 FOLDER_PREFIX = "folder:"
 SPLITS = ("train", "test")
 num_classes = 10
@@ -70,6 +74,37 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     if root is None:
         root = os.environ.get("SOFTVQ_DATA") or "data"
     return Path(root).expanduser()
+
+
+def on_colab() -> bool:
+    """Whether this runs in Google Colab (its kernel imports ``google.colab`` at start)."""
+    return "google.colab" in sys.modules
+
+
+def download(names: Iterable[str], root: str | os.PathLike | None = None) -> Path:
+    """Fetch both splits of the datasets ``names`` into the data root with torchvision, keeping files
+    already there; returns the data root. Needs internet for missing files.
+
+    Only ``DOWNLOADABLE`` datasets can be fetched; ``cifar10-jpeg`` and ``folder:...`` names are checked
+    and refused when their files are missing.
+
+    Raises:
+        ValueError: an unknown name.
+        DatasetNotFoundError: a dataset that cannot be downloaded is missing; nothing is fetched then.
+    """
+    names, root = list(names), data_root(root).resolve()
+    for name in names:
+        _check_name(name)
+        if name == "cifar10-jpeg":
+            _cifar10_jpeg_tarball(root)
+        elif name not in DOWNLOADABLE:
+            for split in SPLITS:
+                _folder_split_dir(name, split)
+    for name in names:
+        if name in DOWNLOADABLE:
+            for split in SPLITS:
+                _torchvision_dataset(name, split, root, download=True)
+    return root
 
 
 def cache_dir() -> Path:
@@ -161,23 +196,27 @@ def _hint(download_possible: bool) -> str:
 # --- mnist, svhn, cifar10 via torchvision ------------------------------------------
 
 
+def _torchvision_dataset(name: str, split: str, root: Path, download: bool):
+    """torchvision's dataset object of one split of mnist, svhn or cifar10."""
+    if name == "svhn":
+        return SVHN(root, split=split, download=download)
+    return (MNIST if name == "mnist" else CIFAR10)(root, train=split == "train", download=download)
+
+
 def _load_torchvision(name: str, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read torchvision's in-memory arrays directly (no per-image PIL conversion)."""
-    train = split == "train"
     try:
-        if name == "mnist":
-            ds = MNIST(root, train=train, download=download)
-            return ds.data.unsqueeze(1), ds.targets  # (N, 1, 28, 28) uint8, (N,) int64
-        if name == "svhn":
-            ds = SVHN(root, split=split, download=download)
-            return torch.from_numpy(ds.data), torch.from_numpy(ds.labels)  # (N, 3, 32, 32), (N,)
-        ds = CIFAR10(root, train=train, download=download)
-        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
-        return x, torch.tensor(ds.targets, dtype=torch.int64)
+        ds = _torchvision_dataset(name, split, root, download)
     except RuntimeError as err:
         if not str(err).startswith("Dataset not found"):
             raise
         raise _not_found(name, _torchvision_files(name, split, root), _hint(download_possible=True)) from None
+    if name == "mnist":
+        return ds.data.unsqueeze(1), ds.targets  # (N, 1, 28, 28) uint8, (N,) int64
+    if name == "svhn":
+        return torch.from_numpy(ds.data), torch.from_numpy(ds.labels)  # (N, 3, 32, 32), (N,)
+    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+    return x, torch.tensor(ds.targets, dtype=torch.int64)
 
 
 def _torchvision_files(name: str, split: str, root: Path) -> list[Path]:
@@ -230,13 +269,8 @@ def _decode_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor, t
     return x, torch.tensor(folder.targets, dtype=torch.int64), tuple(folder.classes)
 
 
-def _load_cifar10_jpeg(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load the lossy JPEG CIFAR-10 copy, decoding the tarball on first use only.
-
-    The cache files are named after the tarball's SHA-256, so a different tarball never
-    reuses a stale cache. First use takes 20-30 s on the 2-core dev CPU (extracting the
-    60,000 files takes most of it, decoding about 8 s); later loads take about 1 s.
-    """
+def _cifar10_jpeg_tarball(root: Path) -> Path:
+    """The lossy CIFAR-10 tarball in ``root``; DatasetNotFoundError when it is missing."""
     tarball = root / CIFAR10_JPEG_TARBALL
     if not tarball.is_file():
         raise _not_found(
@@ -244,6 +278,17 @@ def _load_cifar10_jpeg(root: Path, split: str) -> tuple[torch.Tensor, torch.Tens
             [tarball],
             _hint(download_possible=False) + " (see SOURCES.md next to the shared data).",
         )
+    return tarball
+
+
+def _load_cifar10_jpeg(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load the lossy JPEG CIFAR-10 copy, decoding the tarball on first use only.
+
+    The cache files are named after the tarball's SHA-256, so a different tarball never
+    reuses a stale cache. First use takes 20-30 s on the 2-core dev CPU (extracting the
+    60,000 files takes most of it, decoding about 8 s); later loads take about 1 s.
+    """
+    tarball = _cifar10_jpeg_tarball(root)
     digest = hashlib.sha256(tarball.read_bytes()).hexdigest()[:16]
     cached = {s: cache_dir() / f"cifar10-jpeg-{digest}-{s}.pt" for s in SPLITS}
     if not cached[split].is_file():

@@ -23,6 +23,7 @@ def mnist_root():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: real-data tests that take more than a few seconds")
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (skipped without one)")
 
 
 def make_record(config, cluster_acc, nmi, classification_acc) -> dict:
@@ -42,3 +43,13 @@ def table1_dir(tmp_path):
         if (c.bottleneck, c.seed) in values:
             experiments.write_json(make_record(c, *values[c.bottleneck, c.seed]), experiments.result_path(c, tmp_path))
     return configs, tmp_path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` run only where CUDA is (benchmarks/gpu_check.py runs them on a GPU)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (run benchmarks/gpu_check.py on a GPU machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
