@@ -5,6 +5,7 @@ outputs/<budget>/, so that a quick run leaves the committed files alone.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from . import experiments
@@ -13,10 +14,11 @@ from .experiments import Config
 COMMITTED = "cpu"           # the budget the committed figures/ and results/ come from
 
 BUDGETS = {
-    # minutes on a CPU: every notebook runs, numbers far from converged
-    "quick": dict(iterations=300, seeds=(0,), table2_seeds=(0,), table2_iterations=300, figure4_iterations=300,
-                  train_iterations=300, ablation_iterations=300, ablation_seeds=(0,), kmeans_n_init=10,
-                  tsne_points=2000),
+    # a smoke run of every notebook in minutes on a CPU: few iterations, the first 5,000 training and 1,000
+    # evaluation images, a capped linear probe and 3 K-means starts; numbers far from converged
+    "quick": dict(iterations=100, seeds=(0,), table2_seeds=(0,), table2_iterations=20, figure4_iterations=100,
+                  train_iterations=100, ablation_iterations=100, ablation_seeds=(0,), kmeans_n_init=3,
+                  tsne_points=1000, train_size=5_000, eval_size=1_000, probe_iterations=100),
     # what a 2-core CPU affords in a few hours (the README's tables): Table 1 and Figure 4 at the paper's
     # 40,000 iterations with 5 seeds (Figure 4: one), the ablation at 5,000 with two, Table 2 at 500 with one
     "cpu": dict(iterations=40_000, seeds=(0, 1, 2, 3, 4), table2_seeds=(0,), table2_iterations=500,
@@ -27,6 +29,9 @@ BUDGETS = {
                   figure4_iterations=40_000, train_iterations=40_000, ablation_iterations=40_000,
                   ablation_seeds=(0, 1, 2), kmeans_n_init=100, tsne_points=10_000),
 }
+# The paper's evaluation protocol (all images, K-means with 100 starts, the probe to convergence); a budget
+# may change these Config fields (experiments.EVALUATION) for every run it makes.
+PAPER_EVALUATION = {f.name: f.default for f in dataclasses.fields(Config) if f.name in experiments.EVALUATION}
 
 
 def budget(name: str = "quick", **overrides) -> dict:
@@ -43,6 +48,11 @@ def budget(name: str = "quick", **overrides) -> dict:
     for key in ("seeds", "table2_seeds", "ablation_seeds"):
         chosen[key] = tuple(int(s) for s in chosen[key])
     return chosen
+
+
+def evaluation(settings: dict) -> dict:
+    """The evaluation fields of a budget's `settings` (from `budget`), for every Config and the raw row."""
+    return {k: settings.get(k, v) for k, v in PAPER_EVALUATION.items()}
 
 
 def project_dir() -> Path:

@@ -96,14 +96,13 @@ def download(names: Iterable[str], root: str | os.PathLike | None = None) -> Pat
     for name in names:
         _check_name(name)
         if name == "cifar10-jpeg":
-            _cifar10_jpeg_tarball(root)
+            _cifar10_jpeg_tarball(root)         # these raise when the files are missing
         elif name not in DOWNLOADABLE:
             for split in SPLITS:
                 _folder_split_dir(name, split)
-    for name in names:
-        if name in DOWNLOADABLE:
-            for split in SPLITS:
-                _torchvision_dataset(name, split, root, download=True)
+    for name in [n for n in names if n in DOWNLOADABLE]:
+        for split in SPLITS:
+            _torchvision_dataset(name, split, root, download=True)
     return root
 
 

@@ -28,7 +28,9 @@ from .train import PRECISIONS, default_device, train
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
 STACKABLE = ("seed", "beta", "noise_std", "vq_weight")       # fields that may differ inside one stack
-HASHED_WHEN_SET = {"precision": "fp32", "compile": False}     # in a run id's hash only when not the default
+HASHED_WHEN_SET = {"probe_iterations": 500, "train_size": 0, "eval_size": 0,   # in a run id's hash only when
+                   "precision": "fp32", "compile": False}                        # they differ from the default
+EVALUATION = ("kmeans_n_init", "probe_iterations", "train_size", "eval_size")    # how the codes are scored
 VALIDATION_SIZE = 10_000                        # held out of the training set when Config.validation
 
 
@@ -55,7 +57,8 @@ FIELD_CHECKS = {
     "weighting": _one_of(WEIGHTINGS),
     "recon": _one_of(RECONSTRUCTIONS),
     "reduction": _one_of(REDUCTIONS),
-    **dict.fromkeys(("d", "K", "iterations", "batch_size", "kmeans_n_init"), _POSITIVE_INT),
+    **dict.fromkeys(("d", "K", "iterations", "batch_size", "kmeans_n_init", "probe_iterations"), _POSITIVE_INT),
+    **dict.fromkeys(("train_size", "eval_size"), ((lambda v: _integer(v) and v >= 0), "an integer >= 0 (0: all)")),
     "seed": ((lambda v: _integer(v) and v >= 0), "an integer >= 0"),
     **dict.fromkeys(("beta", "noise_std", "vq_weight"), _NON_NEGATIVE),
     **dict.fromkeys(("lr", "log_var_bound"), _POSITIVE),
@@ -72,8 +75,10 @@ class Config:
     `beta` is the bottleneck's weight: the KL weight of the VAE / beta-VAE / information dropout, the
     commitment weight of the VQ-VAE and soft VQ-VAE. `validation=True` trains on the training set minus a
     fixed held-out 10,000 and evaluates on those (for choosing settings; the test set is never used then).
-    `precision` ("fp32", "tf32", "bf16") and `compile` (torch.compile the training step) are for GPUs; see
-    `softvq.train.train`.
+    `probe_iterations` caps the linear probe's L-BFGS iterations; `train_size` / `eval_size` > 0 keep only
+    the first that many training / evaluation images (the quick budget's smoke runs; 0 keeps all, as the
+    paper). `precision` ("fp32", "tf32", "bf16") and `compile` (torch.compile the training step) are for
+    GPUs; see `softvq.train.train`.
     """
     dataset: str = "mnist"
     bottleneck: str = "soft_vqvae"
@@ -92,6 +97,9 @@ class Config:
     seed: int = 0
     validation: bool = False
     kmeans_n_init: int = 100
+    probe_iterations: int = 500
+    train_size: int = 0
+    eval_size: int = 0
     precision: str = "fp32"
     compile: bool = False
 
@@ -250,36 +258,47 @@ def load_results(results_dir: str | Path = RESULTS_DIR) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(results_dir).rglob("*.json"))]
 
 
-def splits(dataset: str, validation: bool, root=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def splits(dataset: str, validation: bool, root=None, train_size: int = 0, eval_size: int = 0
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x_train, y_train, x_eval, y_eval): the test set, or with `validation` a fixed held-out part of the
-    training set (the last 10,000 of a permutation with seed 0) and the rest for training."""
+    training set (the last 10,000 of a permutation with seed 0) and the rest for training. `train_size` /
+    `eval_size` > 0 keep only the first that many of each."""
     x, y = data.load_dataset(dataset, "train", root)
-    if not validation:
-        return (x, y, *data.load_dataset(dataset, "test", root))
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    train_idx, eval_idx = perm[:-VALIDATION_SIZE], perm[-VALIDATION_SIZE:]
-    return x[train_idx], y[train_idx], x[eval_idx], y[eval_idx]
+    if validation:
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        train_idx, eval_idx = perm[:-VALIDATION_SIZE], perm[-VALIDATION_SIZE:]
+        parts = x[train_idx], y[train_idx], x[eval_idx], y[eval_idx]
+    else:
+        parts = x, y, *data.load_dataset(dataset, "test", root)
+    sizes = (train_size, train_size, eval_size, eval_size)
+    return tuple(t[:n] if n else t for t, n in zip(parts, sizes))
 
 
-def downstream(z_train, y_train, z_eval, y_eval, n_init: int = 100, seed: int = 0) -> dict:
+def downstream(z_train, y_train, z_eval, y_eval, n_init: int = 100, seed: int = 0, probe_iterations: int = 500
+               ) -> dict:
     """The paper's three scores of latents z_e: K-means (fit on the evaluation latents, as the paper) accuracy
     and NMI, and the accuracy of a softmax classifier trained on the training latents."""
     scores = metrics.clustering_scores(z_eval, y_eval, n_init=n_init, seed=seed)
-    scores["classification_acc"] = metrics.linear_probe(z_train, y_train, z_eval, y_eval, seed=seed)
+    scores["classification_acc"] = metrics.linear_probe(z_train, y_train, z_eval, y_eval, epochs=probe_iterations,
+                                                        seed=seed)
     return scores
 
 
-def evaluate_raw(dataset: str = "mnist", validation: bool = False, n_init: int = 100, root=None,
-                 results_dir: str | Path = RESULTS_DIR) -> dict:
-    """The 'raw data' row: the three scores on the pixels themselves."""
-    path = Path(results_dir) / dataset / f"{dataset}-raw{'-val' if validation else ''}-n{n_init}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    x_tr, y_tr, x_ev, y_ev = splits(dataset, validation, root)
+def evaluate_raw(dataset: str = "mnist", validation: bool = False, root=None, results_dir: str | Path = RESULTS_DIR,
+                 compute: bool = True, kmeans_n_init: int = 100, **evaluation) -> dict | None:
+    """The 'raw data' row: the three scores on the pixels themselves, scored as Config's EVALUATION fields
+    say. Read from its JSON when it exists; else computed and written (None when not `compute`)."""
+    fields = {"kmeans_n_init": kmeans_n_init, **evaluation}
+    changed = "".join(f"-{k}{v}" for k, v in fields.items() if k != "kmeans_n_init" and v != HASHED_WHEN_SET[k])
+    path = Path(results_dir) / dataset / f"{dataset}-raw{'-val' if validation else ''}-n{kmeans_n_init}{changed}.json"
+    if path.exists() or not compute:
+        return json.loads(path.read_text()) if path.exists() else None
+    x_tr, y_tr, x_ev, y_ev = splits(dataset, validation, root, fields.get("train_size", 0), fields.get("eval_size", 0))
     began = time.perf_counter()
     record = {"config": {"dataset": dataset, "bottleneck": "raw", "validation": validation, "seed": 0,
-                         "kmeans_n_init": n_init, "iterations": 0},
-              "metrics": downstream(x_tr.flatten(1), y_tr, x_ev.flatten(1), y_ev, n_init),
+                         "iterations": 0, **fields},
+              "metrics": downstream(x_tr.flatten(1), y_tr, x_ev.flatten(1), y_ev, kmeans_n_init,
+                                    probe_iterations=fields.get("probe_iterations", 500)),
               "eval_time_s": time.perf_counter() - began}
     write_json(record, path)
     return record
@@ -303,7 +322,7 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
         raise ValueError("configs in one stack may differ only in " + ", ".join(STACKABLE))
     device = torch.device(device) if device is not None else default_device()
     version = code_version(device)          # before training: the code this process runs
-    x_tr, y_tr, x_ev, y_ev = splits(first.dataset, first.validation, root)
+    x_tr, y_tr, x_ev, y_ev = splits(first.dataset, first.validation, root, first.train_size, first.eval_size)
     seeds = [c.seed for c in configs]
     model = build_stack(configs, x_tr)
     ckpt = Path(checkpoint_dir) / f"{configs[0].run_id}-x{len(configs)}.pt"
@@ -316,7 +335,7 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
     records = []
     for m, c in enumerate(configs):
         began = time.perf_counter()
-        scores = downstream(z_tr[m], y_tr, z_ev[m], y_ev, c.kmeans_n_init, c.seed)
+        scores = downstream(z_tr[m], y_tr, z_ev[m], y_ev, c.kmeans_n_init, c.seed, c.probe_iterations)
         save_atomic({"z": z_ev[m].clone(), "y": y_ev}, latents_path(c, checkpoint_dir))
         record = {"config": dataclasses.asdict(c), "run_id": c.run_id, "metrics": scores,
                   "final_losses": {k: history[k][-1][m] for k in terms},

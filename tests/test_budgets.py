@@ -7,7 +7,7 @@ from softvq import budgets
 def test_budget_and_preset_config():
     assert budgets.budget("paper")["iterations"] == 40_000 and budgets.budget("paper")["seeds"] == (0, 1, 2)
     quick = budgets.budget("quick", iterations=20, seeds=[3], kmeans_n_init=None)
-    assert quick["iterations"] == 20 and quick["seeds"] == (3,) and quick["kmeans_n_init"] == 10
+    assert quick["iterations"] == 20 and quick["seeds"] == (3,) and quick["kmeans_n_init"] == 3
     assert quick["table2_seeds"] == (3,)                                # the caller's seeds reach Table 2
     assert budgets.budget("cpu")["table2_seeds"] == (0,) and budgets.budget("cpu")["seeds"] == (0, 1, 2, 3, 4)
     with pytest.raises(ValueError):
@@ -28,3 +28,10 @@ def test_only_the_committed_budget_writes_to_the_project_folders(tmp_path, monke
     assert budgets.banner("cpu") == "" and "quick" in budgets.banner("quick")
     with pytest.raises(ValueError, match="budget"):
         budgets.output_dirs("huge")
+
+
+def test_only_the_quick_budget_changes_the_paper_evaluation():
+    assert budgets.evaluation(budgets.budget("cpu")) == budgets.evaluation(budgets.budget("paper")) == \
+        {"kmeans_n_init": 100, "probe_iterations": 500, "train_size": 0, "eval_size": 0}
+    quick = budgets.evaluation(budgets.budget("quick"))
+    assert quick["train_size"] > 0 and quick["eval_size"] > 0 and quick["probe_iterations"] < 500

@@ -87,6 +87,19 @@ def test_run_writes_one_json_per_config_and_skips_finished(mnist_root, tmp_path,
     assert experiments.result_path(configs[0], tmp_path / "r").stat().st_mtime == mtime
 
 
+def test_subsets_and_the_raw_row(mnist_root, tmp_path):
+    x_tr, y_tr, x_ev, y_ev = experiments.splits("mnist", True, mnist_root, train_size=300, eval_size=100)
+    assert (len(x_tr), len(y_tr), len(x_ev), len(y_ev)) == (300, 300, 100, 100)
+    assert torch.equal(x_ev, experiments.splits("mnist", True, mnist_root)[2][:100])
+    fields = dict(kmeans_n_init=1, probe_iterations=5, train_size=300, eval_size=100)
+    assert experiments.evaluate_raw("mnist", root=mnist_root, results_dir=tmp_path, compute=False, **fields) is None
+    record = experiments.evaluate_raw("mnist", root=mnist_root, results_dir=tmp_path, **fields)
+    assert record["config"]["train_size"] == 300 and 0 < record["metrics"]["classification_acc"] <= 1
+    assert experiments.evaluate_raw("mnist", results_dir=tmp_path, compute=False, **fields) == record
+    assert list((tmp_path / "mnist").glob("*.json"))[0].name == \
+        "mnist-raw-n1-probe_iterations5-train_size300-eval_size100.json"
+
+
 def test_run_ids_of_committed_results_stay_valid():
     """Fields added to Config later (precision, compile) leave the ids of default-valued runs unchanged."""
     assert experiments.table1(seeds=(0,))[-1].run_id == "mnist-soft_vqvae-d64-it40000-s0-abf3c4b8"
