@@ -6,6 +6,7 @@
     python reproduce.py --budget paper                  # 40,000 iterations, 3 seeds (a GPU helps)
     python reproduce.py --only 04_tables --budget paper # one notebook (name, number or part of it)
     python reproduce.py --results /tmp/r --figures /tmp/f --checkpoints /tmp/c   # folders of your choice
+    python reproduce.py --budget quick --download       # first fetch the data sets the notebooks need (internet)
 
 The "cpu" budget reads and writes the committed figures/ and results/; every other budget writes under
 outputs/<budget>/ (git-ignored), so a quick run never touches the committed files. Executed notebooks go
@@ -18,6 +19,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+from softvq.train import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent
 NOTEBOOKS = ["01_theorem1", "02_train", "03_figure4", "04_tables", "05_codebook"]
@@ -32,10 +35,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=None, help="training iterations (default: the budget's)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
+    parser.add_argument("--download", action="store_true",
+                        help="let the notebooks download mnist, svhn and cifar10 into the data folder when missing")
     parser.add_argument("--results", default=None, help="results JSONs folder (default: the budget's)")
     parser.add_argument("--figures", default=None, help="figures and tables folder (default: the budget's)")
     parser.add_argument("--checkpoints", default=None, help="checkpoints and latents folder (default: the budget's)")
     parser.add_argument("--outputs", default=None, help="executed notebooks folder (default: outputs/<budget>/notebooks)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="training numerics (default fp32; tf32 and bf16 are for a GPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training step (for a GPU)")
     parser.add_argument("--no-train", action="store_true",
                         help="train nothing: build every figure and table from the results and figure data that exist")
     parser.add_argument("--cell-progress", action="store_true", help="show papermill's per-cell progress bar")
@@ -74,9 +82,12 @@ def parameters(args: argparse.Namespace) -> dict:
     given = dict(budget=args.budget, seeds=args.seeds, iterations=args.iterations, device=args.device,
                  data_root=str(Path(args.data_root).resolve()) if args.data_root else None,
                  results_dir=str(where["results_dir"]), figures_dir=str(where["figures_dir"]),
-                 checkpoint_dir=str(where["checkpoint_dir"]), progress=args.train_progress)
+                 checkpoint_dir=str(where["checkpoint_dir"]), progress=args.train_progress,
+                 precision=args.precision, torch_compile=args.compile or None)
     if args.no_train:
         given["train_missing"] = False
+    if args.download:
+        given["download"] = True
     return {k: v for k, v in given.items() if v is not None}
 
 

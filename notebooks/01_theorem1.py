@@ -15,6 +15,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/01_theorem1.ipynb)
+#
 # # Theorem 1: the posterior mean is the best soft quantizer
 #
 # The soft VQ-VAE feeds its decoder the posterior mean of the codewords, `sum_k mu_k p(mu_k | z)`,
@@ -27,12 +29,17 @@
 #    (weighted by the posterior) has the posterior mean as its mean.
 
 # %%
-# Colab or a fresh environment: install softvq first. There is no public URL yet; once the
-# repository is published, install it with `%pip install -q git+https://github.com/<owner>/softvq`.
+# Without softvq (Colab, a fresh kernel), pip installs it from $SOFTVQ_PIP (a git URL, a wheel, a local
+# path), else from the project's repository.
+import importlib, os, subprocess, sys
+
 try:
     import softvq
 except ImportError:
-    # %pip install -q softvq
+    requirement = os.environ.get("SOFTVQ_PIP", "git+https://github.com/softvq/softvq")
+    print(f"installing softvq from {requirement}")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", requirement])
+    importlib.invalidate_caches()
     import softvq
 
 # %% tags=["parameters"]

@@ -15,6 +15,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/02_train.ipynb)
+#
 # # Train one model
 #
 # This notebook trains one autoencoder with the paper's settings and evaluates its latent codes.
@@ -23,12 +25,17 @@
 # its results JSON and the few reconstructions saved beside the figures are reused.
 
 # %%
-# Colab or a fresh environment: install softvq first. There is no public URL yet; once the
-# repository is published, install it with `%pip install -q git+https://github.com/<owner>/softvq`.
+# Without softvq (Colab, a fresh kernel), pip installs it from $SOFTVQ_PIP (a git URL, a wheel, a local
+# path), else from the project's repository.
+import importlib, os, subprocess, sys
+
 try:
     import softvq
 except ImportError:
-    # %pip install -q softvq
+    requirement = os.environ.get("SOFTVQ_PIP", "git+https://github.com/softvq/softvq")
+    print(f"installing softvq from {requirement}")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", requirement])
+    importlib.invalidate_caches()
     import softvq
 
 # %% tags=["parameters"]
@@ -47,6 +54,9 @@ figures_dir = None          # None: the project's figures/, results/, checkpoint
 results_dir = None
 checkpoint_dir = None
 data_root = None            # None: $SOFTVQ_DATA or ./data
+download = None             # fetch the data set when missing (mnist, svhn, cifar10; None: on Colab only)
+precision = "fp32"          # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
+torch_compile = False       # torch.compile the training step (for a GPU)
 device = None               # None: cuda when present
 train_missing = True        # train when the results or the saved reconstructions are missing
 progress = True             # training progress bar
@@ -56,10 +66,13 @@ import json
 
 from softvq import budgets, data, experiments, io, plots, tables
 
+if data.wants_download(download):
+    data.download([dataset], data_root)
 settings = budgets.budget(budget, train_iterations=iterations, kmeans_n_init=kmeans_n_init)
 figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
 config = budgets.preset_config(bottleneck, dataset, d=d, K=K, beta=beta, noise_std=noise_std, seed=seed,
-                               iterations=settings["train_iterations"], kmeans_n_init=settings["kmeans_n_init"])
+                               iterations=settings["train_iterations"], **budgets.evaluation(settings),
+                               precision=precision, compile=torch_compile)
 config
 
 # %% [markdown]

@@ -15,6 +15,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/03_figure4.ipynb)
+#
 # # Figure 4: t-SNE of the latent codes
 #
 # The paper's Figure 4 shows t-SNE maps of the 60-dimensional test-set codes `z_e` of four MNIST
@@ -23,12 +25,17 @@
 # draw the same maps.
 
 # %%
-# Colab or a fresh environment: install softvq first. There is no public URL yet; once the
-# repository is published, install it with `%pip install -q git+https://github.com/<owner>/softvq`.
+# Without softvq (Colab, a fresh kernel), pip installs it from $SOFTVQ_PIP (a git URL, a wheel, a local
+# path), else from the project's repository.
+import importlib, os, subprocess, sys
+
 try:
     import softvq
 except ImportError:
-    # %pip install -q softvq
+    requirement = os.environ.get("SOFTVQ_PIP", "git+https://github.com/softvq/softvq")
+    print(f"installing softvq from {requirement}")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", requirement])
+    importlib.invalidate_caches()
     import softvq
 
 # %% tags=["parameters"]
@@ -42,17 +49,22 @@ figures_dir = None      # None: the project's figures/, results/, checkpoints/
 results_dir = None
 checkpoint_dir = None
 data_root = None        # None: $SOFTVQ_DATA or ./data
+download = None         # fetch MNIST when missing (None: on Colab only)
+precision = "fp32"      # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
+torch_compile = False   # torch.compile the training step (for a GPU)
 device = None           # None: cuda when present
 train_missing = True    # train the models whose codes are missing
 progress = True         # training progress bars
 
 # %%
-from softvq import budgets, experiments, io, plots, tables
+from softvq import budgets, data, experiments, io, plots, tables
 
+if data.wants_download(download):
+    data.download(["mnist"], data_root)
 settings = budgets.budget(budget, figure4_iterations=iterations, kmeans_n_init=kmeans_n_init, tsne_points=tsne_points)
 figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
-configs = experiments.figure4(seeds=[seed], iterations=settings["figure4_iterations"],
-                              kmeans_n_init=settings["kmeans_n_init"])
+configs = experiments.figure4(seeds=[seed], iterations=settings["figure4_iterations"], **budgets.evaluation(settings),
+                              precision=precision, compile=torch_compile)
 [c.run_id for c in configs]
 
 # %% [markdown]

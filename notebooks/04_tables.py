@@ -15,6 +15,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/04_tables.ipynb)
+#
 # # Tables 1 and 2, and the ablation
 #
 # This notebook collects the results JSONs into the paper's tables, with the paper's numbers and our
@@ -31,12 +33,17 @@
 # tables show only what exists and mark the rest as missing.
 
 # %%
-# Colab or a fresh environment: install softvq first. There is no public URL yet; once the
-# repository is published, install it with `%pip install -q git+https://github.com/<owner>/softvq`.
+# Without softvq (Colab, a fresh kernel), pip installs it from $SOFTVQ_PIP (a git URL, a wheel, a local
+# path), else from the project's repository.
+import importlib, os, subprocess, sys
+
 try:
     import softvq
 except ImportError:
-    # %pip install -q softvq
+    requirement = os.environ.get("SOFTVQ_PIP", "git+https://github.com/softvq/softvq")
+    print(f"installing softvq from {requirement}")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", requirement])
+    importlib.invalidate_caches()
     import softvq
 
 # %% tags=["parameters"]
@@ -52,17 +59,23 @@ figures_dir = None                  # None: the project's figures/, results/, ch
 results_dir = None
 checkpoint_dir = None
 data_root = None                    # None: $SOFTVQ_DATA or ./data
+download = None                     # fetch MNIST and table2_dataset when missing (None: on Colab only)
+precision = "fp32"                  # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
+torch_compile = False               # torch.compile the training step (for a GPU)
 device = None                       # None: cuda when present
 progress = True                     # training progress bars
 
 # %%
-from softvq import budgets, experiments, plots, tables
+from softvq import budgets, data, experiments, plots, tables
 
+if data.wants_download(download):
+    data.download(["mnist", table2_dataset] if "table2" in sections else ["mnist"], data_root)
 settings = budgets.budget(budget, iterations=iterations, table2_iterations=table2_iterations, seeds=seeds,
                          kmeans_n_init=kmeans_n_init)
 figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
 where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints, progress=progress)
-n_init = settings["kmeans_n_init"]
+evaluation = budgets.evaluation(settings)       # how the codes are scored (quick: on subsets)
+numerics = dict(precision=precision, compile=torch_compile)
 settings
 
 # %% [markdown]
@@ -72,11 +85,11 @@ settings
 
 # %%
 if "table1" in sections:
-    table1 = experiments.table1(settings["seeds"], settings["iterations"], kmeans_n_init=n_init)
+    table1 = experiments.table1(settings["seeds"], settings["iterations"], **evaluation, **numerics)
     if train_missing:
         experiments.run(table1, **where)
-        experiments.evaluate_raw("mnist", n_init=n_init, root=data_root, results_dir=results)
-    raw = tables.find_records(results, bottleneck="raw", dataset="mnist", validation=False, kmeans_n_init=n_init)
+    raw = experiments.evaluate_raw("mnist", root=data_root, results_dir=results, compute=train_missing, **evaluation)
+    raw = [raw] if raw else []
     df1 = tables.make_table(table1, "table1", figures, results, "table1", records={"raw": raw} if raw else None,
                             budget=budget)
     fig = plots.plot_vs_paper(df1, title=tables.budget_note(df1))
@@ -97,8 +110,7 @@ if "table1" in sections:
 
 # %%
 if "table2" in sections:
-    table2 = experiments.table2(table2_dataset, settings["table2_seeds"], settings["table2_iterations"],
-                                kmeans_n_init=n_init)
+    table2 = experiments.table2(table2_dataset, settings["table2_seeds"], settings["table2_iterations"], **evaluation, **numerics)
     if train_missing:
         experiments.run(table2, **where)
     df2 = tables.make_table(table2, "table2", figures, results, "table2", metrics=["cluster_acc", "classification_acc"],
@@ -116,7 +128,7 @@ if "table2" in sections:
 
 # %%
 if "ablation" in sections:
-    ablation = experiments.ablation(settings["ablation_seeds"], settings["ablation_iterations"], kmeans_n_init=n_init)
+    ablation = experiments.ablation(settings["ablation_seeds"], settings["ablation_iterations"], **evaluation, **numerics)
     if train_missing:
         experiments.run(ablation, **where)
     dfa = tables.make_table(ablation, "ablation", figures, results, "table1",
@@ -135,7 +147,7 @@ if "ablation" in sections:
 
 # %%
 if "noise" in sections:
-    sweep = experiments.noise_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], kmeans_n_init=n_init)
+    sweep = experiments.noise_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], **evaluation, **numerics)
     if train_missing:
         experiments.run(sweep, **where)
     dfn = tables.make_table(sweep, "noise_sweep", figures, results, budget=budget)
@@ -153,7 +165,7 @@ if "noise" in sections:
 
 # %%
 if "scaling" in sections:
-    scaling = experiments.scaling_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], kmeans_n_init=n_init)
+    scaling = experiments.scaling_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], **evaluation, **numerics)
     if train_missing:
         experiments.run(scaling, **where)
     dfs = tables.make_table(scaling, "scaling_sweep", figures, results, budget=budget)

@@ -15,6 +15,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/05_codebook.ipynb)
+#
 # # How the two quantizers use their codebooks
 #
 # The VQ-VAE sends each code to its nearest codeword; the soft VQ-VAE feeds the decoder the posterior mean
@@ -31,12 +33,17 @@
 # So this notebook needs no model, only the results JSONs.
 
 # %%
-# Colab or a fresh environment: install softvq first. There is no public URL yet; once the
-# repository is published, install it with `%pip install -q git+https://github.com/<owner>/softvq`.
+# Without softvq (Colab, a fresh kernel), pip installs it from $SOFTVQ_PIP (a git URL, a wheel, a local
+# path), else from the project's repository.
+import importlib, os, subprocess, sys
+
 try:
     import softvq
 except ImportError:
-    # %pip install -q softvq
+    requirement = os.environ.get("SOFTVQ_PIP", "git+https://github.com/softvq/softvq")
+    print(f"installing softvq from {requirement}")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", requirement])
+    importlib.invalidate_caches()
     import softvq
 
 # %% tags=["parameters"]
@@ -49,16 +56,21 @@ figures_dir = None      # None: the budget's figures/, results/, checkpoints/
 results_dir = None
 checkpoint_dir = None
 data_root = None        # None: $SOFTVQ_DATA or ./data
+download = None         # fetch MNIST when missing (None: on Colab only)
+precision = "fp32"      # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
+torch_compile = False   # torch.compile the training step (for a GPU)
 device = None           # None: cuda when present
 progress = True         # training progress bars
 
 # %%
-from softvq import budgets, experiments, plots, tables
+from softvq import budgets, data, experiments, plots, tables
 
+if data.wants_download(download):
+    data.download(["mnist"], data_root)
 settings = budgets.budget(budget, iterations=iterations, seeds=seeds, kmeans_n_init=kmeans_n_init)
 figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
-configs = [c for c in experiments.table1(settings["seeds"], settings["iterations"],
-                                         kmeans_n_init=settings["kmeans_n_init"])
+configs = [c for c in experiments.table1(settings["seeds"], settings["iterations"], **budgets.evaluation(settings),
+                                         precision=precision, compile=torch_compile)
            if c.bottleneck in ("vqvae", "soft_vqvae")]
 if train_missing:
     experiments.run(configs, root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints,

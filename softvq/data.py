@@ -81,6 +81,11 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def wants_download(download: bool | None) -> bool:
+    """A notebook's `download` parameter: True or False as given; None means only on Colab."""
+    return on_colab() if download is None else bool(download)
+
+
 def download(names: Iterable[str], root: str | os.PathLike | None = None) -> Path:
     """Fetch both splits of the datasets ``names`` into the data root with torchvision, keeping files
     already there; returns the data root. Needs internet for missing files.

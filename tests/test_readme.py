@@ -1,0 +1,30 @@
+"""The README's Python code runs as written, and its commands name things that exist."""
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_has_python_examples():
+    assert PYTHON_BLOCKS, "the README lost its Python examples"
+
+
+@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
+def test_readme_python_block_runs(index, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / f"readme_{index}.py"
+    script.write_text(PYTHON_BLOCKS[index])
+    runpy.run_path(str(script), run_name="__main__")
+
+
+def test_readme_commands_name_existing_files_and_presets():
+    from softvq.__main__ import PRESETS
+    for path in re.findall(r"(?:python|papermill) ((?:notebooks|benchmarks)/[\w./]+|reproduce\.py)", README):
+        assert (ROOT / path).exists(), path
+    for name in re.findall(r"python -m softvq preset (\w+)", README):
+        assert name in PRESETS, name
