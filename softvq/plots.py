@@ -162,14 +162,14 @@ def plot_theorem1(codebook, noisy, sigma: float, curves: Mapping[str, tuple], de
 
 
 def plot_codebook(records: Mapping[str, Sequence[dict]], title: str = "") -> matplotlib.figure.Figure:
-    """How quantizers use their codebooks, from the "codebook" entry of results records {row: records}:
+    """How quantizers use their codebooks, from the "codebook" entry of results records {row: records} (records
+    without one are skipped):
     hard usage by codeword rank (every seed), the soft VQ-VAE's mean posterior by rank, and its learned
     sigma_k against that usage."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for colour, (row, recs) in enumerate(records.items()):
         label = paper.LABELS.get(row, row)
-        for i, rec in enumerate(recs):
-            stats = rec["codebook"]
+        for i, stats in enumerate(r["codebook"] for r in recs if "codebook" in r):
             rank = np.arange(1, stats["K"] + 1)
             axes[0].plot(rank, np.sort(stats["hard_usage"])[::-1], color=f"C{colour}", alpha=0.7,
                          label=label if i == 0 else None)

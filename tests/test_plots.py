@@ -26,5 +26,6 @@ def test_plots_save(tmp_path, table1_dir):
 def test_codebook_plot_from_records(tmp_path):
     hard = {"K": 4, "hard_usage": [0.5, 0.5, 0.0, 0.0]}
     soft = {"K": 4, "hard_usage": [0.4, 0.3, 0.2, 0.1], "soft_usage": [0.4, 0.3, 0.2, 0.1], "sigma": [0.1, 0.2, 0.3, 0.4]}
-    fig = plots.plot_codebook({"vqvae": [{"codebook": hard}], "soft_vqvae": [{"codebook": soft}, {"codebook": soft}]})
+    fig = plots.plot_codebook({"vqvae": [{"codebook": hard}, {"metrics": {}}],      # a run without statistics
+                               "soft_vqvae": [{"codebook": soft}, {"codebook": soft}]})
     assert plots.save_figure(fig, tmp_path / "cb.png").stat().st_size > 1000
