@@ -43,12 +43,12 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"        # no training here: the budget does not change anything
+budget = "quick"        # no training here: the budget sets the number of samples and the output folder
 K = 8                   # codewords
 sigma = 0.5             # noise standard deviation in 2-D
 d_high = 16             # a higher-dimensional case ...
 sigma_high = 1.5        # ... with noise large enough that codewords get confused
-n = 20_000              # noisy samples per case
+n = None                # noisy samples per case (None: the budget's, quick 5,000, else 20,000)
 seed = 0
 kl_steps = 60           # gradient steps of the KL minimisation
 figures_dir = None      # None: the project's figures/
@@ -63,6 +63,7 @@ import pandas as pd
 from softvq import budgets, plots, theorem1
 
 figures, _, _ = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
+n = budgets.budget(budget, theorem_samples=n)["theorem_samples"]
 
 # %% [markdown]
 # ## Noisy codes from a Gaussian mixture

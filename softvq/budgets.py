@@ -14,20 +14,20 @@ from .experiments import Config
 COMMITTED = "cpu"           # the budget the committed figures/ and results/ come from
 
 BUDGETS = {
-    # a smoke run of every notebook in minutes on a CPU: few iterations, the first 5,000 training and 1,000
-    # evaluation images, a capped linear probe and 3 K-means starts; numbers far from converged
-    "quick": dict(iterations=100, seeds=(0,), table2_seeds=(0,), table2_iterations=20, figure4_iterations=100,
-                  train_iterations=100, ablation_iterations=100, ablation_seeds=(0,), kmeans_n_init=3,
-                  tsne_points=1000, train_size=5_000, eval_size=1_000, probe_iterations=100),
+    # a smoke run of every notebook in minutes on a CPU: 50 iterations (Table 2: 10), the first 2,000 training
+    # and 500 evaluation images, a capped linear probe, 3 K-means starts; numbers far from converged
+    "quick": dict(iterations=50, seeds=(0,), table2_seeds=(0,), table2_iterations=10, figure4_iterations=50,
+                  train_iterations=50, ablation_iterations=50, ablation_seeds=(0,), kmeans_n_init=3,
+                  tsne_points=500, train_size=2_000, eval_size=500, probe_iterations=50, theorem_samples=5_000),
     # what a 2-core CPU affords in a few hours (the README's tables): Table 1 and Figure 4 at the paper's
     # 40,000 iterations with 5 seeds (Figure 4: one), the ablation at 5,000 with two, Table 2 at 500 with one
     "cpu": dict(iterations=40_000, seeds=(0, 1, 2, 3, 4), table2_seeds=(0,), table2_iterations=500,
                 figure4_iterations=40_000, train_iterations=2_000, ablation_iterations=5_000, ablation_seeds=(0, 1),
-                kmeans_n_init=100, tsne_points=10_000),
+                kmeans_n_init=100, tsne_points=10_000, theorem_samples=20_000),
     # the paper's budget, for a GPU: 40,000 iterations (Table 2 soft VQ-VAE: 10,000), 3 seeds
     "paper": dict(iterations=40_000, seeds=(0, 1, 2), table2_seeds=(0, 1, 2), table2_iterations=None,
                   figure4_iterations=40_000, train_iterations=40_000, ablation_iterations=40_000,
-                  ablation_seeds=(0, 1, 2), kmeans_n_init=100, tsne_points=10_000),
+                  ablation_seeds=(0, 1, 2), kmeans_n_init=100, tsne_points=10_000, theorem_samples=20_000),
 }
 # The paper's evaluation protocol (all images, K-means with 100 starts, the probe to convergence); a budget
 # may change these Config fields (experiments.EVALUATION) for every run it makes.
