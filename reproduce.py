@@ -10,16 +10,20 @@
 
 The "cpu" budget reads and writes the committed figures/ and results/; every other budget writes under
 outputs/<budget>/ (git-ignored), so a quick run never touches the committed files. Executed notebooks go
-to outputs/<budget>/notebooks/. Training runs whose results JSON exists are skipped, so a second call only
-redoes the tables and plots; --no-train trains nothing at all.
+to outputs/<budget>/notebooks/, their timings to outputs/<budget>/reproduce_timings.json. Training runs
+whose results JSON exists are skipped, so a second call only redoes the tables and plots; --no-train trains
+nothing at all.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
+from softvq.io import write_json
+from softvq.provenance import code_version
 from softvq.train import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent
@@ -103,6 +107,14 @@ def run_notebook(name: str, params: dict, args: argparse.Namespace, outputs: Pat
     return time.perf_counter() - began
 
 
+def write_timings(path: Path, args: argparse.Namespace, timings: dict, failures: dict, total: float) -> None:
+    """Seconds per notebook and in all, with the code version and the command's options, as JSON."""
+    write_json({"budget": args.budget, "no_train": args.no_train,
+                "notebooks_s": {k: round(v, 1) for k, v in timings.items()}, "failed": failures,
+                "total_s": round(total, 1), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                "cpu_count": os.cpu_count(), "code_version": code_version()}, path)
+
+
 def summary(figures: Path, since: float) -> str:
     """The files in the figures folder written since `since`, with sizes and times."""
     files = sorted(p for p in figures.glob("*") if p.is_file() and not p.name.startswith("."))
@@ -132,7 +144,9 @@ def main(argv=None) -> int:
     for name in names:
         status = f"{timings[name]:7.1f} s" if name in timings else f"FAILED  {failures[name]}"
         print(f"  {name:<14} {status}   -> {where['outputs'] / (name + '.ipynb')}")
-    print(f"total {time.time() - started:.0f} s\n")
+    total = time.time() - started
+    print(f"total {total:.0f} s\n")
+    write_timings(where["outputs"].parent / "reproduce_timings.json", args, timings, failures, total)
     print(summary(where["figures_dir"], started))
     return 1 if failures else 0
 
