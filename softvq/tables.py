@@ -291,7 +291,7 @@ def write_codebook_table(df: pd.DataFrame, stem: str, figures_dir="figures", not
     display = pd.DataFrame(index=[paper.LABELS.get(str(i), str(i)) for i in df.index])
     display.index.name = "model"
     display["seeds"] = df["seeds"].astype(int).astype(str).to_list()
-    display["K"] = [f"{k:.0f}" for k in df["K"]]
+    display["K"] = [f"{k:.0f}" if np.isfinite(k) else "–" for k in df["K"]]
     for key, label in CODEBOOK_STATS.items():
         display[label] = ["–" if not np.isfinite(v) else f"{v:.3g}" + (f" ± {s:.2g}" if np.isfinite(s) else "")
                           for v, s in zip(df[key], df[f"{key}_std"])]

@@ -12,7 +12,8 @@ BAD_VALUES = [
     ("recon", "l1"), ("reduction", "max"), ("d", 0), ("K", 0), ("iterations", 0), ("iterations", 2.5),
     ("batch_size", -1), ("kmeans_n_init", 0), ("seed", -1), ("beta", -0.1), ("noise_std", -0.1),
     ("noise_std", float("nan")), ("vq_weight", -1.0), ("lr", 0.0), ("lr", "3e-4"), ("log_var_bound", 0.0),
-    ("validation", "false"),
+    ("validation", "false"), ("probe_iterations", 0), ("train_size", -1), ("eval_size", 1.5),
+    ("precision", "fp16"), ("compile", "yes"),
 ]
 
 
