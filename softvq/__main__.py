@@ -37,6 +37,7 @@ def numerics(args: argparse.Namespace) -> dict:
     """The Config fields a preset takes from the command line besides seeds and iterations."""
     return dict(precision=args.precision, compile=args.compile)
 
+
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 

@@ -50,6 +50,7 @@ def _number(v) -> bool:
 _POSITIVE_INT = (lambda v: _integer(v) and v >= 1), "a positive integer"
 _NON_NEGATIVE = (lambda v: _number(v) and v >= 0), "a number >= 0"
 _POSITIVE = (lambda v: _number(v) and v > 0), "a number > 0"
+_BOOLEAN = (lambda v: isinstance(v, bool)), "True or False"
 # Every Config field: (is the value allowed, description of the allowed values), checked when it is built.
 FIELD_CHECKS = {
     "dataset": (data.is_known, f"one of {sorted(data.DATASETS)} or '{data.FOLDER_PREFIX}/path/to/dir'"),
@@ -62,9 +63,9 @@ FIELD_CHECKS = {
     "seed": ((lambda v: _integer(v) and v >= 0), "an integer >= 0"),
     **dict.fromkeys(("beta", "noise_std", "vq_weight"), _NON_NEGATIVE),
     **dict.fromkeys(("lr", "log_var_bound"), _POSITIVE),
-    "validation": ((lambda v: isinstance(v, bool)), "True or False"),
+    "validation": _BOOLEAN,
     "precision": _one_of(PRECISIONS),
-    "compile": ((lambda v: isinstance(v, bool)), "True or False"),
+    "compile": _BOOLEAN,
 }
 
 
@@ -254,10 +255,6 @@ def latents(config: Config, root=None, device=None, results_dir: str | Path = RE
     return saved["z"], saved["y"]
 
 
-def load_results(results_dir: str | Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(Path(results_dir).rglob("*.json"))]
-
-
 def splits(dataset: str, validation: bool, root=None, train_size: int = 0, eval_size: int = 0
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x_train, y_train, x_eval, y_eval): the test set, or with `validation` a fixed held-out part of the
@@ -329,9 +326,10 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
     history = train(model, x_tr, seeds, iterations=first.iterations, batch_size=first.batch_size, lr=first.lr,
                     device=device, checkpoint=ckpt, progress=progress, precision=first.precision,
                     compile=first.compile)
-    z_tr, z_ev = model.encode(x_tr).cpu(), model.encode(x_ev).cpu()
-    terms = [k for k in history if k not in ("iteration", "wall_time")]
     codes = codebook.assignments(model, x_ev) if first.bottleneck in ("vqvae", "soft_vqvae") else None
+    z_tr = model.encode(x_tr).cpu()
+    z_ev = codes["z_e"] if codes is not None else model.encode(x_ev).cpu()      # the same z_e, encoded once
+    terms = [k for k in history if k not in ("iteration", "wall_time")]
     records = []
     for m, c in enumerate(configs):
         began = time.perf_counter()

@@ -42,12 +42,6 @@ def load_record(config: Config, results_dir=experiments.RESULTS_DIR) -> dict | N
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def find_records(results_dir=experiments.RESULTS_DIR, **fields) -> list[dict]:
-    """The records under results_dir whose config has every given field value (e.g. bottleneck="raw")."""
-    return [r for r in experiments.load_results(results_dir)
-            if all(r.get("config", {}).get(k) == v for k, v in fields.items())]
-
-
 def metric_values(records: Sequence[dict], metric: str) -> np.ndarray:
     """One metric over records (one per seed), accuracies in percent."""
     scale = 100.0 if metric in paper.PERCENT else 1.0

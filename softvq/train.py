@@ -165,31 +165,31 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
     began = time.perf_counter() - history["wall_time"]
     bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=not progress,
                desc=f"training {len(seeds)} model(s)", unit="it", mininterval=1.0)
-    for it in bar:
-        index = torch.stack([s.next() for s in samplers]).to(device)     # (M, B)
-        with tf32_allowed(precision == "tf32"):
+    with tf32_allowed(precision == "tf32"):          # for the whole loop, restored after it
+        for it in bar:
+            index = torch.stack([s.next() for s in samplers]).to(device)     # (M, B)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 out = forward(x_train[index])
             optimizer.zero_grad(set_to_none=True)
             out["total"].sum().backward()
-        check_finite(out["losses"], it + 1, seeds)
-        optimizer.step()
-        if device.type == "cpu" and (it + 1) % DENORMAL_SWEEP == 0:
-            flush_denormals_(optimizer)
-        for name, value in {**out["losses"], "total": out["total"]}.items():
-            running[name] = running.get(name, 0) + value.detach()
-        done = it + 1
-        if done % log_every == 0 or done == iterations:
-            count = log_every if done % log_every == 0 else done % log_every
-            history["iteration"].append(done)
-            for name, value in running.items():
-                history.setdefault(name, []).append((value / count).tolist())
-            running = {}
-            bar.set_postfix(loss=f"{np.mean(history['total'][-1]):.3f}")
-        history["wall_time"] = time.perf_counter() - began
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == iterations):
-            save(done)
-        if on_step is not None:
-            on_step(done)
+            check_finite(out["losses"], it + 1, seeds)
+            optimizer.step()
+            if device.type == "cpu" and (it + 1) % DENORMAL_SWEEP == 0:
+                flush_denormals_(optimizer)
+            for name, value in {**out["losses"], "total": out["total"]}.items():
+                running[name] = running.get(name, 0) + value.detach()
+            done = it + 1
+            if done % log_every == 0 or done == iterations:
+                count = log_every if done % log_every == 0 else done % log_every
+                history["iteration"].append(done)
+                for name, value in running.items():
+                    history.setdefault(name, []).append((value / count).tolist())
+                running = {}
+                bar.set_postfix(loss=f"{np.mean(history['total'][-1]):.3f}")
+            history["wall_time"] = time.perf_counter() - began
+            if checkpoint is not None and (done % checkpoint_every == 0 or done == iterations):
+                save(done)
+            if on_step is not None:
+                on_step(done)
     model.eval()
     return history
