@@ -7,12 +7,14 @@
     python reproduce.py --only 04_tables --budget paper # one notebook (name, number or part of it)
     python reproduce.py --results /tmp/r --figures /tmp/f --checkpoints /tmp/c   # folders of your choice
     python reproduce.py --budget quick --download       # first fetch the data sets the notebooks need (internet)
+    python reproduce.py --budget paper --launcher slurm --partition gpu --gpus-per-job 1   # stacks as Slurm jobs
 
 The "cpu" budget reads and writes the committed figures/ and results/; every other budget writes under
 outputs/<budget>/ (git-ignored), so a quick run never touches the committed files. Executed notebooks go
 to outputs/<budget>/notebooks/, their timings to outputs/<budget>/reproduce_timings.json. Training runs
 whose results JSON exists are skipped, so a second call only redoes the tables and plots; --no-train trains
-nothing at all.
+nothing at all. With --launcher local or slurm, each notebook runs its training stacks as submitit jobs and
+waits for them (--no-wait: submits and goes on; a later --no-train call builds the tables).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from softvq import launch
 from softvq.io import write_json
 from softvq.provenance import code_version
 from softvq.train import PRECISIONS
@@ -54,7 +57,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-progress", action="store_true",
                         help="keep the training progress bars in the executed notebooks (long at the paper budget)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name")
-    return parser.parse_args(argv)
+    launch.add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        args.launcher_fields = launch.from_arguments(args)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
 
 
 def select(only: list[str] | None) -> list[str]:
@@ -92,6 +101,8 @@ def parameters(args: argparse.Namespace) -> dict:
         given["train_missing"] = False
     if args.download:
         given["download"] = True
+    if args.launcher_fields:
+        given["launcher"] = args.launcher_fields
     return {k: v for k, v in given.items() if v is not None}
 
 

@@ -53,11 +53,12 @@ download = None         # fetch MNIST when missing (None: on Colab only)
 precision = "fp32"      # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
 torch_compile = False   # torch.compile the training step (for a GPU)
 device = None           # None: cuda when present
+launcher = {}           # {}: train inline; {"kind": "local" or "slurm", ...}: as jobs (softvq.launch)
 train_missing = True    # train the models whose codes are missing
 progress = True         # training progress bars
 
 # %%
-from softvq import budgets, data, experiments, io, plots, tables
+from softvq import budgets, data, experiments, io, launch, plots, tables
 
 if data.wants_download(download):
     data.download(["mnist"], data_root)
@@ -80,7 +81,11 @@ saved = io.load_arrays(saved_path)
 run_ids = [c.run_id for c in configs]
 fresh = saved is not None and list(saved["run_ids"]) == run_ids and saved["tsne_points"] == settings["tsne_points"]
 have_codes = all(experiments.latents_path(c, checkpoints).exists() for c in configs)
-if not fresh and (have_codes or train_missing):
+if not fresh and not have_codes and train_missing:          # the runs without results, as jobs if asked
+    experiments.run(configs, root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints,
+                    progress=progress, launcher=launcher)
+    have_codes = all(experiments.latents_path(c, checkpoints).exists() for c in configs)
+if not fresh and (have_codes or (train_missing and launch.launcher(launcher).wait)):
     codes = {c.bottleneck: experiments.latents(c, root=data_root, device=device, results_dir=results,
                                                checkpoint_dir=checkpoints, progress=progress) for c in configs}
     labels = next(iter(codes.values()))[1]

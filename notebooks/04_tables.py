@@ -63,6 +63,7 @@ download = None                     # fetch MNIST and table2_dataset when missin
 precision = "fp32"                  # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
 torch_compile = False               # torch.compile the training step (for a GPU)
 device = None                       # None: cuda when present
+launcher = {}                       # {}: train inline; {"kind": "local" or "slurm", ...}: as jobs (softvq.launch)
 progress = True                     # training progress bars
 
 # %%
@@ -73,7 +74,8 @@ if data.wants_download(download):
 settings = budgets.budget(budget, iterations=iterations, table2_iterations=table2_iterations, seeds=seeds,
                          kmeans_n_init=kmeans_n_init)
 figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
-where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints, progress=progress)
+where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints, progress=progress,
+             launcher=launcher)
 evaluation = budgets.evaluation(settings)       # how the codes are scored (quick: on subsets)
 numerics = dict(precision=precision, compile=torch_compile)
 settings

@@ -60,6 +60,7 @@ download = None         # fetch MNIST when missing (None: on Colab only)
 precision = "fp32"      # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
 torch_compile = False   # torch.compile the training step (for a GPU)
 device = None           # None: cuda when present
+launcher = {}           # {}: train inline; {"kind": "local" or "slurm", ...}: as jobs (softvq.launch)
 progress = True         # training progress bars
 
 # %%
@@ -74,7 +75,7 @@ configs = [c for c in experiments.table1(settings["seeds"], settings["iterations
            if c.bottleneck in ("vqvae", "soft_vqvae")]
 if train_missing:
     experiments.run(configs, root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints,
-                    progress=progress)
+                    progress=progress, launcher=launcher)
 records = {row: [r for r in (tables.load_record(c, results) for c in cs) if r is not None]
            for row, cs in tables.group_configs(configs).items()}
 {row: len(recs) for row, recs in records.items()}

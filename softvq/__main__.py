@@ -6,6 +6,7 @@
     python -m softvq preset noise --iterations 5000 --seeds 0
     python -m softvq preset scaling --iterations 5000 --seeds 0
     python -m softvq preset table1 --precision bf16 --compile --device cuda    # GPU numerics
+    python -m softvq preset table1 --seeds 0 1 2 3 4 --launcher slurm --partition gpu --gpus-per-job 1
     python -m softvq gpu-check                        # on a CUDA machine: tests, speed, short Table 1 -> JSON
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import experiments
+from . import experiments, launch
 from .bottlenecks import BOTTLENECKS
 from .experiments import Config
 from .train import PRECISIONS
@@ -55,7 +56,8 @@ def non_negative_int(text: str) -> int:
     return int(text)
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m softvq` (subcommands run, preset, gpu-check)."""
     parser = argparse.ArgumentParser(prog="python -m softvq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,21 +77,34 @@ def main(argv=None) -> None:
     preset.add_argument("--compile", action="store_true", help="torch.compile the training step")
     gpu = sub.add_parser("gpu-check", help="on a CUDA machine: CUDA tests, speed, a short Table 1 (one JSON)")
     gpu.add_argument("--quick", action="store_true")
+    for p in (one, preset, gpu):
+        p.set_defaults(command_parser=p)            # so that an error is reported by its subcommand's parser
     for p in (one, preset):
         p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0])
         p.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
         p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
         p.add_argument("--results", default=str(experiments.RESULTS_DIR), help="results folder")
+        launch.add_arguments(p)
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "gpu-check":
         if not GPU_CHECK.exists():
-            gpu.error(f"needs a repository checkout: {GPU_CHECK} not found")
+            args.command_parser.error(f"needs a repository checkout: {GPU_CHECK} not found")
         raise SystemExit(subprocess.call([sys.executable, str(GPU_CHECK), *(["--quick"] if args.quick else [])]))
     try:
-        configs = build_configs(args)
-    except ValueError as e:             # a bad Config field: one `error:` line, exit status 2
-        (one if args.command == "run" else preset).error(str(e))
-    for record in experiments.run(configs, root=args.data_root, device=args.device, results_dir=args.results):
+        configs, launcher = build_configs(args), launch.from_arguments(args)
+    except ValueError as e:             # a bad Config field or launcher option: one `error:` line, exit status 2
+        args.command_parser.error(str(e))
+    try:
+        records = experiments.run(configs, root=args.data_root, device=args.device, results_dir=args.results,
+                                  launcher=launcher)
+    except launch.JobsFailed as e:
+        raise SystemExit(f"error: {e}")
+    for record in records:
         print(json.dumps({"run_id": record["run_id"], **record["metrics"],
                           "train_time_s": round(record["train_time_s"], 1)}))
 

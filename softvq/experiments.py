@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 
 import torch
 
-from . import codebook, data, metrics
+from . import codebook, data, launch, metrics
 from .bottlenecks import BOTTLENECKS, REDUCTIONS
 from .model import RECONSTRUCTIONS, build_model
 from .io import save_atomic, write_json
@@ -310,8 +310,10 @@ def group_stacks(configs: Iterable[Config]) -> list[list[Config]]:
 
 
 def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: str | Path = RESULTS_DIR,
-              checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True, keep_model: bool = False):
+              checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True, keep_model: bool = False,
+              checkpoint_every: int = 2_000):
     """Train one stack of compatible configs together, evaluate each model, write one JSON per config.
+    The training state is saved every `checkpoint_every` iterations; a rerun continues from it.
 
     Returns the records (and the trained model when keep_model)."""
     first = configs[0]
@@ -324,8 +326,8 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
     model = build_stack(configs, x_tr)
     ckpt = Path(checkpoint_dir) / f"{configs[0].run_id}-x{len(configs)}.pt"
     history = train(model, x_tr, seeds, iterations=first.iterations, batch_size=first.batch_size, lr=first.lr,
-                    device=device, checkpoint=ckpt, progress=progress, precision=first.precision,
-                    compile=first.compile)
+                    device=device, checkpoint=ckpt, checkpoint_every=checkpoint_every, progress=progress,
+                    precision=first.precision, compile=first.compile)
     codes = codebook.assignments(model, x_ev) if first.bottleneck in ("vqvae", "soft_vqvae") else None
     z_tr = model.encode(x_tr).cpu()
     z_ev = codes["z_e"] if codes is not None else model.encode(x_ev).cpu()      # the same z_e, encoded once
@@ -367,12 +369,20 @@ def flatten(configs: Iterable[Config] | Mapping[str, Sequence[Config]]) -> list[
 
 def run(configs: Iterable[Config] | Mapping[str, Sequence[Config]], root=None, device=None,
         results_dir: str | Path = RESULTS_DIR, checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True,
-        max_stack: int = 8) -> list[dict]:
+        max_stack: int = 8, launcher: launch.Launcher | Mapping | str | None = None) -> list[dict]:
     """Run every config (of a list or a {row: configs} mapping) whose results JSON does not exist yet,
-    stacked where possible; return all records."""
+    stacked where possible, and return the records that exist afterwards (all of them unless a launcher
+    that does not wait was used).
+
+    `launcher` (see `softvq.launch`): None or "inline" trains the stacks one after another in this process;
+    "local" / "slurm" (or a `launch.Launcher`, or a dict of its fields) runs each stack as a submitit job,
+    waits for all of them and raises `launch.JobsFailed` after they end if any failed."""
     configs = flatten(configs)
     todo = [c for c in configs if not result_path(c, results_dir).exists()]
-    for stack in group_stacks(todo):
-        for i in range(0, len(stack), max_stack):
-            run_stack(stack[i:i + max_stack], root, device, results_dir, checkpoint_dir, progress)
-    return [json.loads(result_path(c, results_dir).read_text()) for c in configs]
+    folders = dict(root=str(Path(root).resolve()) if root is not None else None, device=device, progress=progress,
+                   results_dir=Path(results_dir).resolve(), checkpoint_dir=Path(checkpoint_dir).resolve())
+    tasks = [launch.Task(", ".join(c.run_id for c in stack[i:i + max_stack]), run_stack,
+                         dict(configs=stack[i:i + max_stack], **folders))
+             for stack in group_stacks(todo) for i in range(0, len(stack), max_stack)]
+    launch.run_tasks(tasks, launcher, progress)
+    return [json.loads(path.read_text()) for path in (result_path(c, results_dir) for c in configs) if path.exists()]

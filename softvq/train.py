@@ -12,6 +12,7 @@ order and every generator state. They are written atomically; an interrupted run
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -156,6 +157,8 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
         for g, s in zip(noise, state["noise"]):
             g.set_state(s)
         start, history, running = state["iteration"], state["history"], state.get("running", {})
+        if progress:
+            tqdm.write(f"resuming from {checkpoint} at iteration {start}", file=sys.stderr)
 
     def save(iteration: int) -> None:
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,

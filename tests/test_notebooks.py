@@ -26,7 +26,7 @@ PARAMETERS = {
     "02_train": dict(TINY, n_images=4),
     "03_figure4": dict(TINY, tsne_points=200),
     "04_tables": dict(TINY, table2_iterations=20, seeds=[0]),
-    "05_codebook": dict(TINY),
+    "05_codebook": dict(TINY, launcher={"kind": "local", "cpus_per_job": 1, "poll_s": 0.5}),   # its 2 stacks as jobs
 }
 FIGURES = {
     "01_theorem1": ["theorem1.png"],
@@ -177,6 +177,9 @@ def test_reproduce_selects_notebooks_and_redirects_folders(tmp_path):
     params = reproduce.parameters(args)
     assert params["budget"] == "paper" and params["seeds"] == [0, 1] and params["train_missing"] is False
     assert params["results_dir"] == str(tmp_path / "r") and "device" not in params and params["progress"] is False
+    assert "launcher" not in params                                     # inline: the notebooks' default
+    args = reproduce.parse_args(["--launcher", "slurm", "--partition", "gpu", "--no-wait", "--jobs-dir", "j"])
+    assert reproduce.parameters(args)["launcher"] == {"kind": "slurm", "partition": "gpu", "wait": False, "folder": "j"}
 
 
 @pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)

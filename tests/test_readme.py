@@ -28,3 +28,24 @@ def test_readme_commands_name_existing_files_and_presets():
         assert (ROOT / path).exists(), path
     for name in re.findall(r"python -m softvq preset (\w+)", README):
         assert name in PRESETS, name
+
+
+def test_readme_commands_parse():
+    """Every `python -m softvq` and `python reproduce.py` command of the README's shell blocks is accepted by its
+    parser."""
+    import importlib.util
+    import shlex
+
+    from softvq.__main__ import build_parser
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    shell = "\n".join(re.findall(r"```(?:bash|sh)\n(.*?)```", README, flags=re.S))
+    commands = re.findall(r"^(python (?:-m softvq|reproduce\.py) [^#\n]*)", shell, flags=re.M)
+    assert len(commands) >= 5
+    for command in commands:
+        words = shlex.split(command)
+        if words[1] == "-m":
+            build_parser().parse_args(words[3:])
+        else:
+            reproduce.parse_args(words[2:])
