@@ -5,6 +5,7 @@
     python -m softvq preset ablation --iterations 5000 --seeds 0 1
     python -m softvq preset noise --iterations 5000 --seeds 0
     python -m softvq preset scaling --iterations 5000 --seeds 0
+    python -m softvq preset table2-sweep --dataset cifar10-jpeg --iterations 2000 --seeds 0 1
     python -m softvq preset table1 --precision bf16 --compile --device cuda    # GPU numerics
     python -m softvq preset table1 --seeds 0 1 2 3 4 --launcher slurm --partition gpu --gpus-per-job 1
     python -m softvq gpu-check                        # on a CUDA machine: tests, speed, short Table 1 -> JSON
@@ -30,7 +31,13 @@ PRESETS = {
     "ablation": lambda a: experiments.flatten(experiments.ablation(a.seeds, a.iterations, **numerics(a))),
     "noise": lambda a: experiments.flatten(experiments.noise_sweep(a.seeds, a.iterations, **numerics(a))),
     "scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations, **numerics(a))),
+    "table2-scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations,
+                                                                              dataset=a.dataset, **numerics(a))),
+    "table2-sweep": lambda a: experiments.flatten(experiments.table2_sweep(a.dataset, a.seeds, a.iterations,
+                                                                           **numerics(a))),
 }
+# --iterations when not given: the paper's 40,000, except Table 2 (None: each row's own budget) and its sweeps
+DEFAULT_ITERATIONS = {"table2": None, "table2-sweep": 2_000, "table2-scaling": 2_000}
 GPU_CHECK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
 
@@ -69,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     preset = sub.add_parser("preset", help="a named set of runs: " + ", ".join(PRESETS))
     preset.add_argument("name", choices=sorted(PRESETS))
     preset.add_argument("--iterations", type=int, default=None)
-    preset.add_argument("--dataset", default="cifar10", help="for table2")
+    preset.add_argument("--dataset", default="cifar10", help="for table2, table2-sweep and table2-scaling")
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
     preset.add_argument("--only", nargs="+", default=None, choices=sorted(BOTTLENECKS), metavar="BOTTLENECK",
                         help="run only these bottlenecks")
@@ -114,8 +121,8 @@ def build_configs(args: argparse.Namespace) -> list[Config]:
     if args.command == "run":
         fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if f.name != "seed"}
         return [Config(**fields, seed=s) for s in args.seeds]
-    if args.iterations is None and args.name != "table2":
-        args.iterations = 40_000
+    if args.iterations is None:
+        args.iterations = DEFAULT_ITERATIONS.get(args.name, 40_000)
     configs = PRESETS[args.name](args)
     return [c for c in configs if c.bottleneck in args.only] if args.only else configs
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-WEIGHTINGS = ("paper", "official")
+WEIGHTINGS = ("paper", "official", "svhn_code")
 
 
 def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -45,10 +45,12 @@ def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor
         codebook: codewords mu_k, shape (..., K, d) (leading axes broadcast with `z`'s).
         log_var: log sigma_k^2, shape (..., N, K) (one set per input, as the paper's encoder head) or (..., K).
         weighting: "paper" uses the -(d/2) log sigma_k^2 term of eq. 7; "official" uses +log sigma_k
-            instead, as the authors' public MNIST notebook does.
+            instead, as the authors' public MNIST notebook does; "svhn_code" is the authors' SVHN notebook,
+            not the paper: the "official" posterior multiplied by sigma_k, z_hat = sum_k sigma_k p(mu_k | z)
+            mu_k, whose weights do not sum to one.
 
     Returns:
-        z_hat (..., N, d) and the posterior (..., N, K).
+        z_hat (..., N, d) and the posterior (..., N, K) (normalised, also for "svhn_code").
     """
     if z.shape[-1] != codebook.shape[-1]:
         raise ValueError(f"code dimension {z.shape[-1]} does not match codebook dimension {codebook.shape[-1]}")
@@ -63,7 +65,8 @@ def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor
     log_weight = -0.5 * d * log_var if weighting == "paper" else 0.5 * log_var
     logits = -0.5 * dist * torch.exp(-log_var) + log_weight     # (..., N, K)
     posterior = torch.softmax(logits, dim=-1)
-    return posterior @ codebook, posterior
+    weights = posterior * torch.exp(0.5 * log_var) if weighting == "svhn_code" else posterior
+    return weights @ codebook, posterior
 
 
 def nearest_codeword(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

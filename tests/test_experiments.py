@@ -56,6 +56,20 @@ def test_scaling_sweep_pairs_each_baseline_with_both_reductions():
         assert s.beta == experiments.PAPER_BASELINES[b]["beta"] == 64 * rows[f"{b} KL/d"][0].beta
 
 
+def test_table2_sweeps_choose_on_the_validation_split_of_the_cnn():
+    cnn = experiments.scaling_sweep(seeds=(0,), iterations=100, dataset="cifar10-jpeg")
+    assert all(c.d == 256 and c.net == "cnn" and c.validation for cs in cnn.values() for c in cs)
+    assert cnn["beta_vae sum"][0].beta == 100 == 256 * cnn["beta_vae KL/d"][0].beta
+    rows = experiments.table2_sweep("cifar10-jpeg", seeds=(0, 1), iterations=100)
+    assert len(rows) == 6 and all(len(cs) == 2 and all(c.validation and c.K == 32 and c.d == 256 for c in cs)
+                                  for cs in rows.values())
+    svhn, mnist = rows["svhn-code noise 0"][0], rows["mnist-code noise 0"][0]
+    differing = {k for k, v in vars(svhn).items() if v != vars(mnist)[k]}
+    assert differing == {"weighting", "vq_weight", "beta"} and (svhn.vq_weight, svhn.beta) == (2.0, 7.5)
+    assert rows["paper eq. 7 noise 0.1"][0].weighting == "paper" and rows["mnist-code noise 0.1"][0].noise_std == 0.1
+    assert len(experiments.group_stacks(experiments.flatten(rows))) == 3       # noise and seed share a stack
+
+
 def test_validation_split_never_touches_the_test_set(mnist_root):
     x_tr, y_tr, x_val, y_val = experiments.splits("mnist", True, mnist_root)
     assert len(x_tr) == 50_000 and len(x_val) == 10_000

@@ -33,7 +33,8 @@ FIGURES = {
     "02_train": ["train_soft_vqvae_loss.png", "train_soft_vqvae_reconstructions.png"],
     "03_figure4": ["figure4.png"],
     "04_tables": [f"{t}.{ext}" for t in ("table1", "table1_stats", "table2", "table2_stats", "ablation", "ablation_stats",
-                                         "noise_sweep", "scaling_sweep") for ext in ("csv", "md")] + ["table1.png"],
+                                         "noise_sweep", "scaling_sweep", "table2_sweep", "table2_sweep_stats",
+                                         "table2_scaling_sweep") for ext in ("csv", "md")] + ["table1.png"],
     "05_codebook": ["codebook_table1.png", "codebook_table1.csv", "codebook_table1.md"],
 }
 

@@ -83,6 +83,17 @@ def test_official_weighting_uses_plus_log_sigma():
         soft_quantize(z, codebook, lv, weighting="other")
 
 
+def test_svhn_code_weighting_scales_the_posterior_by_sigma():
+    g = torch.Generator().manual_seed(8)
+    z, codebook, lv = torch.randn(5, 3, generator=g), torch.randn(4, 3, generator=g), torch.randn(5, 4, generator=g)
+    z_hat, post = soft_quantize(z, codebook, lv, weighting="svhn_code")
+    _, official = soft_quantize(z, codebook, lv, weighting="official")
+    torch.testing.assert_close(post, official)                    # the same (normalised) posterior
+    torch.testing.assert_close(z_hat, (official * torch.exp(0.5 * lv)) @ codebook)
+    weights = official * torch.exp(0.5 * lv)
+    assert not torch.allclose(weights.sum(-1), torch.ones(5))     # the weights of z_hat do not sum to one
+
+
 def test_shape_errors():
     with pytest.raises(ValueError, match="dimension"):
         soft_quantize(torch.zeros(3, 4), torch.zeros(5, 3), torch.zeros(5))
