@@ -54,12 +54,12 @@ seeds = None                        # None: the budget's
 kmeans_n_init = None                # None: the budget's
 train_missing = True                # train the runs whose results are missing
 sections = ["table1", "table2", "ablation", "noise", "scaling", "table2_sweep", "table2_scaling"]
-table2_dataset = "cifar10-jpeg"     # svhn, cifar10 or the lossy cifar10-jpeg
+table2_datasets = None             # None: the budget's (quick, cpu: the lossy cifar10-jpeg; paper: svhn, cifar10)
 figures_dir = None                  # None: the project's figures/, results/, checkpoints/
 results_dir = None
 checkpoint_dir = None
 data_root = None                    # None: $SOFTVQ_DATA or ./data
-download = None                     # fetch MNIST and table2_dataset when missing (None: on Colab only)
+download = None                     # fetch MNIST and the Table 2 data sets when missing (None: on Colab only)
 precision = "fp32"                  # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
 torch_compile = False               # torch.compile the training step (for a GPU)
 device = None                       # None: cuda when present
@@ -69,10 +69,11 @@ progress = True                     # training progress bars
 # %%
 from softvq import budgets, data, experiments, plots, tables
 
-if data.wants_download(download):
-    data.download(["mnist", table2_dataset] if "table2" in sections else ["mnist"], data_root)
 settings = budgets.budget(budget, iterations=iterations, table2_iterations=table2_iterations, seeds=seeds,
                          kmeans_n_init=kmeans_n_init)
+datasets2 = table2_datasets or settings["table2_datasets"]
+if data.wants_download(download):
+    data.download(["mnist", *datasets2] if any(s.startswith("table2") for s in sections) else ["mnist"], data_root)
 figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
 where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints, progress=progress,
              launcher=launcher)
@@ -111,16 +112,22 @@ if "table1" in sections:
 # ## Table 2
 
 # %%
-if "table2" in sections:
-    table2 = experiments.table2(table2_dataset, settings["table2_seeds"], settings["table2_iterations"], **evaluation, **numerics)
+def stem2(name: str, dataset: str) -> str:
+    """Table 2's file names: table2.md for one data set, table2_svhn.md and so on for several."""
+    return name if len(datasets2) == 1 else name.replace("table2", f"table2_{dataset}", 1)
+
+
+for dataset in datasets2 if "table2" in sections else []:
+    table2 = experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"], **evaluation,
+                                **numerics)
     if train_missing:
         experiments.run(table2, **where)
-    df2 = tables.make_table(table2, "table2", figures, results, "table2", metrics=["cluster_acc", "classification_acc"],
-                            budget=budget)
-    print("missing runs:", df2.attrs["missing"])
+    df2 = tables.make_table(table2, stem2("table2", dataset), figures, results, "table2",
+                            metrics=["cluster_acc", "classification_acc"], budget=budget)
+    print(dataset, "missing runs:", df2.attrs["missing"])
     display(tables.format_table(df2, ["cluster_acc", "classification_acc"]))
     stats2 = tables.seed_statistics(table2, "soft_vqvae", results)
-    tables.write_statistics(stats2, "table2_stats", figures, budget=budget)
+    tables.write_statistics(stats2, stem2("table2_stats", dataset), figures, budget=budget)
 
 # %% [markdown]
 # ## Ablation: the authors' code against the paper
@@ -178,23 +185,23 @@ if "scaling" in sections:
 # ## Choosing Table 2's soft VQ-VAE settings
 #
 # The CNN and the natural images need their open settings chosen again, on a validation split of
-# `table2_dataset` (10,000 training images held out), never on its test set. Three candidates with
+# each Table 2 data set (10,000 training images held out), never on its test set. Three candidates with
 # K = 32 (`experiments.TABLE2_SOFT_CANDIDATES`): the authors' MNIST code (Table 1's choice), the authors'
 # SVHN code (the posterior multiplied by sigma_k, VQ loss x2 with commitment 7.5; not the paper), and the
 # paper's eq. 7 read literally; each without noise (the MNIST sweep's choice) and with noise 0.1. The
 # p-values test "the MNIST-code row is better" per metric.
 
 # %%
-if "table2_sweep" in sections:
-    sweep2 = experiments.table2_sweep(table2_dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+for dataset in datasets2 if "table2_sweep" in sections else []:
+    sweep2 = experiments.table2_sweep(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
                                       **evaluation, **numerics)
     if train_missing:
         experiments.run(sweep2, **where)
-    dfw = tables.make_table(sweep2, "table2_sweep", figures, results, budget=budget)
-    print("missing runs:", dfw.attrs["missing"])
+    dfw = tables.make_table(sweep2, stem2("table2_sweep", dataset), figures, results, budget=budget)
+    print(dataset, "missing runs:", dfw.attrs["missing"])
     display(tables.format_table(dfw))
     statsw = tables.seed_statistics(sweep2, "mnist-code noise 0", results)
-    tables.write_statistics(statsw, "table2_sweep_stats", figures, budget=budget)
+    tables.write_statistics(statsw, stem2("table2_sweep_stats", dataset), figures, budget=budget)
 
 # %% [markdown]
 # ## Choosing the CNN baselines' loss scaling
@@ -203,11 +210,11 @@ if "table2_sweep" in sections:
 # beta-VAE: `sum`, `mean` (the KL weight times 3,072 / 256 = 12) and `KL/d` (beta / 256).
 
 # %%
-if "table2_scaling" in sections:
+for dataset in datasets2 if "table2_scaling" in sections else []:
     scaling2 = experiments.scaling_sweep(settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
-                                         dataset=table2_dataset, **evaluation, **numerics)
+                                         dataset=dataset, **evaluation, **numerics)
     if train_missing:
         experiments.run(scaling2, **where)
-    dfc = tables.make_table(scaling2, "table2_scaling_sweep", figures, results, budget=budget)
-    print("missing runs:", dfc.attrs["missing"])
+    dfc = tables.make_table(scaling2, stem2("table2_scaling_sweep", dataset), figures, results, budget=budget)
+    print(dataset, "missing runs:", dfc.attrs["missing"])
     display(tables.format_table(dfc))

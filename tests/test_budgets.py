@@ -35,3 +35,9 @@ def test_only_the_quick_budget_changes_the_paper_evaluation():
         {"kmeans_n_init": 100, "probe_iterations": 500, "train_size": 0, "eval_size": 0}
     quick = budgets.evaluation(budgets.budget("quick"))
     assert quick["train_size"] > 0 and quick["eval_size"] > 0 and quick["probe_iterations"] < 500
+
+
+def test_the_paper_budget_runs_table2_on_both_real_datasets():
+    assert budgets.budget("paper")["table2_datasets"] == ("svhn", "cifar10")
+    assert budgets.budget("cpu")["table2_datasets"] == budgets.budget("quick")["table2_datasets"] == ("cifar10-jpeg",)
+    assert budgets.budget("cpu")["table2_sweep_seeds"] == (0, 1)
