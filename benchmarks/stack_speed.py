@@ -1,11 +1,13 @@
 """Stacked-trainer speed by stack size, precision and torch.compile, on one device.
 
-Trains the paper's MNIST soft VQ-VAE (Table 1 preset: MLP 784-500-500-2000-64, K = 128, batch 64) as a
+Trains the paper's MNIST soft VQ-VAE (Table 1 preset: MLP 784-500-500-2000-64, K = 128, batch 64), or with
+--table 2 its CNN soft VQ-VAE (Table 2 preset: d = 256, K = 32, batch 64, on random 32x32 colour images), as a
 stack of M models for a few hundred iterations after a warm-up (which also absorbs compilation), and reports
 milliseconds per model-iteration. The last line printed is one JSON object; --out also writes it.
 
     python benchmarks/stack_speed.py --models 1 6 18 --precisions fp32 tf32 bf16 --device cuda
     python benchmarks/stack_speed.py --models 3 --precisions fp32 bf16 --compile both --iterations 200
+    python benchmarks/stack_speed.py --table 2 --models 1 4 --precisions fp32 --iterations 20 --warmup 3
 """
 from __future__ import annotations
 
@@ -29,11 +31,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+PRESETS = {1: dict(dataset="mnist", d=64, **experiments.TABLE1["soft_vqvae"]),
+           2: dict(dataset="cifar10-jpeg", d=256, **experiments.TABLE2["soft_vqvae"])}
+MODELS = {1: "Table 1 soft VQ-VAE (MNIST MLP, batch 64)", 2: "Table 2 soft VQ-VAE (CNN, d = 256, K = 32, batch 64)"}
+
+
 def ms_per_model_iteration(x: torch.Tensor, models: int, precision: str, compile: bool, iterations: int,
-                           warmup: int, device: torch.device) -> float:
+                           warmup: int, device: torch.device, table: int = 1) -> float:
     """Time `iterations` steps of a stack of `models` (after `warmup` steps of the same stack)."""
-    configs = [Config(seed=s, precision=precision, compile=compile, **experiments.TABLE1["soft_vqvae"])
-               for s in range(models)]
+    configs = [Config(seed=s, precision=precision, compile=compile, **PRESETS[table]) for s in range(models)]
     model = experiments.build_stack(configs, x)
     options = dict(batch_size=configs[0].batch_size, device=device, progress=False, precision=precision,
                    compile=compile)
@@ -47,6 +53,7 @@ def ms_per_model_iteration(x: torch.Tensor, models: int, precision: str, compile
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", type=int, choices=sorted(PRESETS), default=1, help="1: MNIST MLP; 2: CNN")
     parser.add_argument("--models", type=int, nargs="+", default=[1, 6])
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--compile", choices=["off", "on", "both"], default="off")
@@ -57,17 +64,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     device = torch.device(args.device) if args.device else default_device()
-    x = experiments.splits("mnist", False, args.data_root)[0]
+    x = (experiments.splits("mnist", False, args.data_root)[0] if args.table == 1 else
+         torch.rand(5_000, 3, 32, 32, generator=torch.Generator().manual_seed(0)))     # the CNN's speed only
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
     rows = []
     for models in args.models:
         for precision in args.precisions:
             for compile in compiles:
-                ms = ms_per_model_iteration(x, models, precision, compile, args.iterations, args.warmup, device)
+                ms = ms_per_model_iteration(x, models, precision, compile, args.iterations, args.warmup, device,
+                                            args.table)
                 rows.append({"models": models, "precision": precision, "compile": compile,
                              "ms_per_model_iteration": round(ms, 3)})
                 print(json.dumps(rows[-1]), flush=True)
-    result = {"benchmark": "stack_speed", "model": "Table 1 soft VQ-VAE (MNIST MLP, batch 64)",
+    result = {"benchmark": "stack_speed", "model": MODELS[args.table],
               "iterations": args.iterations, "warmup": args.warmup, "rows": rows, "code_version": code_version(device)}
     if args.out:
         write_json(result, args.out)

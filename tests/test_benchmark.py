@@ -31,6 +31,16 @@ def test_stack_speed_reports_every_stack_and_precision(mnist_root, tmp_path):
     assert result["code_version"]["device"] == "cpu"
 
 
+def test_stack_speed_times_the_table2_cnn(tmp_path):
+    script = SCRIPT.parent / "stack_speed.py"
+    subprocess.run([sys.executable, str(script), "--table", "2", "--models", "2", "--precisions", "fp32",
+                    "--iterations", "1", "--warmup", "1", "--device", "cpu", "--out", str(tmp_path / "s.json")],
+                   check=True, capture_output=True, text=True)
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert "CNN" in result["model"] and result["rows"][0]["models"] == 2
+    assert result["rows"][0]["ms_per_model_iteration"] > 0
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the check runs for real")
 def test_gpu_check_without_cuda_says_so_and_succeeds():
     done = subprocess.run([sys.executable, "-m", "softvq", "gpu-check"], capture_output=True, text=True)
