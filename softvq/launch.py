@@ -176,8 +176,14 @@ def wait(jobs: Sequence, labels: Sequence[str], poll_s: float = 5.0, progress: b
     """Wait until every job has ended, showing how many are queued / running / done / failed; returns the
     failures (an error in one job does not stop the others)."""
     bar = tqdm(total=len(jobs), desc="jobs", unit="job", disable=not progress)
+    failures: dict[int, Failure] = {}
     while True:
         outcomes = [outcome(j) for j in jobs]
+        for i, (state, error) in enumerate(outcomes):
+            if state == "failed" and i not in failures:          # said at once, and again at the end
+                failures[i] = Failure(jobs[i].job_id, labels[i], error, str(jobs[i].paths.stderr))
+                if progress:
+                    tqdm.write(f"failed: {failures[i]}")
         states = [state for state, _ in outcomes]
         counts = {s: states.count(s) for s in ("queued", "running", "done", "failed")}
         bar.n = counts["done"] + counts["failed"]
@@ -186,8 +192,7 @@ def wait(jobs: Sequence, labels: Sequence[str], poll_s: float = 5.0, progress: b
             break
         time.sleep(poll_s)
     bar.close()
-    return [Failure(j.job_id, label, error, str(j.paths.stderr))
-            for j, label, (state, error) in zip(jobs, labels, outcomes) if state == "failed"]
+    return [failures[i] for i in sorted(failures)]
 
 
 def run_tasks(tasks: Sequence[Task], spec: Launcher | Mapping | str | None = None, progress: bool = True) -> None:
