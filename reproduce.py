@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 from softvq import launch
-from softvq.io import write_json
+from softvq.io import write_atomic, write_json
 from softvq.provenance import code_version
 from softvq.train import PRECISIONS
 
@@ -137,6 +138,21 @@ def summary(figures: Path, since: float) -> str:
     return "\n".join(lines)
 
 
+def update_readme(figures: Path, readme: Path = ROOT / "README.md") -> list[str]:
+    """Replace each `<!-- name -->` ... `<!-- /name -->` block of the README with figures/<name>.md (the
+    committed budget's tables); returns the names replaced."""
+    text, names = readme.read_text(), []
+    for name in re.findall(r"^<!-- (\w+) -->$", text, flags=re.MULTILINE):
+        table = figures / f"{name}.md"
+        if table.exists():
+            block = f"<!-- {name} -->\n{table.read_text().strip()}\n<!-- /{name} -->"
+            text = re.sub(rf"^<!-- {name} -->$.*?^<!-- /{name} -->$", lambda _: block, text,
+                          flags=re.MULTILINE | re.DOTALL)
+            names.append(name)
+    write_atomic(readme, lambda f: f.write(text.encode()))
+    return names
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
@@ -159,6 +175,8 @@ def main(argv=None) -> int:
     print(f"total {total:.0f} s\n")
     write_timings(where["outputs"].parent / "reproduce_timings.json", args, timings, failures, total)
     print(summary(where["figures_dir"], started))
+    if where["figures_dir"] == (ROOT / "figures").resolve():     # the committed tables: into the README too
+        print("README tables updated:", ", ".join(update_readme(where["figures_dir"])))
     return 1 if failures else 0
 
 

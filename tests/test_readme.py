@@ -49,3 +49,12 @@ def test_readme_commands_parse():
             build_parser().parse_args(words[3:])
         else:
             reproduce.parse_args(words[2:])
+
+
+def test_readme_tables_are_the_committed_figures():
+    """Each <!-- name --> block of the README is figures/<name>.md, as `reproduce.py --budget cpu` writes it."""
+    blocks = re.findall(r"^<!-- (\w+) -->\n(.*?)\n<!-- /\1 -->$", README, flags=re.M | re.S)
+    assert {name for name, _ in blocks} >= {"table1", "table1_stats", "codebook_table1", "ablation", "table2"}
+    for name, block in blocks:
+        assert block == (ROOT / "figures" / f"{name}.md").read_text().strip(), \
+            f"README block {name} differs from figures/{name}.md: run python reproduce.py --budget cpu --no-train"
