@@ -41,6 +41,16 @@ def test_stack_speed_times_the_table2_cnn(tmp_path):
     assert result["rows"][0]["ms_per_model_iteration"] > 0
 
 
+def test_launcher_speed_times_inline_and_local_jobs(mnist_root, tmp_path):
+    pytest.importorskip("submitit")
+    script = SCRIPT.parent / "launcher_speed.py"
+    subprocess.run([sys.executable, str(script), "--iterations", "5", "--smoke", "--data-root", str(mnist_root),
+                    "--out", str(tmp_path / "l.json")], check=True, capture_output=True, text=True)
+    result = json.loads((tmp_path / "l.json").read_text())
+    assert result["stacks"] == result["local_jobs"] == 2 and result["inline_s"] > 0 and result["local_s"] > 0
+    assert set(result["metrics_inline"]) == set(result["metrics_local"]) and len(result["metrics_local"]) == 2
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the check runs for real")
 def test_gpu_check_without_cuda_says_so_and_succeeds():
     done = subprocess.run([sys.executable, "-m", "softvq", "gpu-check"], capture_output=True, text=True)
