@@ -11,7 +11,6 @@ signals a timeout or preemption, submitit resubmits the same job; it finds the s
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import numbers
 import os
