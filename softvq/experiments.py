@@ -398,12 +398,23 @@ def flatten(configs: Iterable[Config] | Mapping[str, Sequence[Config]]) -> list[
     return [c for cs in configs.values() for c in cs] if isinstance(configs, Mapping) else list(configs)
 
 
+MAX_STACK = 8
+
+
+def stack_limit(config: Config, device=None) -> int:
+    """How many models one stack of `config`'s kind trains together on `device`: MAX_STACK, but 1 for the CNN
+    on a CPU, where the grouped convolutions of a stack of 4 ran 1.6x slower per model than one model alone
+    (578 against 370 ms per model-iteration, benchmarks/results/stack_speed_cnn_cpu.json)."""
+    device = torch.device(device) if device is not None else default_device()
+    return 1 if config.net == "cnn" and device.type == "cpu" else MAX_STACK
+
+
 def run(configs: Iterable[Config] | Mapping[str, Sequence[Config]], root=None, device=None,
         results_dir: str | Path = RESULTS_DIR, checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True,
-        max_stack: int = 8, launcher: launch.Launcher | Mapping | str | None = None) -> list[dict]:
+        max_stack: int | None = None, launcher: launch.Launcher | Mapping | str | None = None) -> list[dict]:
     """Run every config (of a list or a {row: configs} mapping) whose results JSON does not exist yet,
-    stacked where possible, and return the records that exist afterwards (all of them unless a launcher
-    that does not wait was used).
+    stacked where possible (at most `max_stack` models a stack; None: `stack_limit`), and return the records
+    that exist afterwards (all of them unless a launcher that does not wait was used).
 
     `launcher` (see `softvq.launch`): None or "inline" trains the stacks one after another in this process;
     "local" / "slurm" (or a `launch.Launcher`, or a dict of its fields) runs each stack as a submitit job,
@@ -412,8 +423,11 @@ def run(configs: Iterable[Config] | Mapping[str, Sequence[Config]], root=None, d
     todo = [c for c in configs if not result_path(c, results_dir).exists()]
     folders = dict(root=str(Path(root).resolve()) if root is not None else None, device=device, progress=progress,
                    results_dir=Path(results_dir).resolve(), checkpoint_dir=Path(checkpoint_dir).resolve())
-    tasks = [launch.Task(", ".join(c.run_id for c in stack[i:i + max_stack]), run_stack,
-                         dict(configs=stack[i:i + max_stack], **folders))
-             for stack in group_stacks(todo) for i in range(0, len(stack), max_stack)]
+    chunks = []
+    for stack in group_stacks(todo):
+        size = max_stack or stack_limit(stack[0], device)
+        chunks += [stack[i:i + size] for i in range(0, len(stack), size)]
+    tasks = [launch.Task(", ".join(c.run_id for c in chunk), run_stack, dict(configs=chunk, **folders))
+             for chunk in chunks]
     launch.run_tasks(tasks, launcher, progress)
     return [json.loads(path.read_text()) for path in (result_path(c, results_dir) for c in configs) if path.exists()]

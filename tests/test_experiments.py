@@ -70,6 +70,17 @@ def test_table2_sweeps_choose_on_the_validation_split_of_the_cnn():
     assert len(experiments.group_stacks(experiments.flatten(rows))) == 3       # noise and seed share a stack
 
 
+def test_the_cnn_trains_one_model_a_stack_on_a_cpu(monkeypatch):
+    mlp, cnn = Config(), Config(dataset="cifar10-jpeg", d=256)
+    assert experiments.stack_limit(mlp, "cpu") == experiments.MAX_STACK == experiments.stack_limit(cnn, "cuda")
+    assert experiments.stack_limit(cnn, "cpu") == 1
+    submitted = []
+    monkeypatch.setattr(experiments.launch, "run_tasks", lambda tasks, *a: submitted.extend(tasks))
+    experiments.run([Config(dataset="cifar10-jpeg", d=256, seed=s) for s in (0, 1, 2)], device="cpu",
+                    results_dir="/nonexistent")
+    assert [len(t.kwargs["configs"]) for t in submitted] == [1, 1, 1]
+
+
 def test_validation_split_never_touches_the_test_set(mnist_root):
     x_tr, y_tr, x_val, y_val = experiments.splits("mnist", True, mnist_root)
     assert len(x_tr) == 50_000 and len(x_val) == 10_000
