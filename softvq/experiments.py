@@ -204,10 +204,11 @@ def figure4(seeds: Sequence[int] = (0,), iterations: int = 40_000, **overrides) 
 
 
 def table2(dataset: str = "cifar10", seeds: Sequence[int] = (0,), iterations: int | None = None,
-           **overrides) -> list[Config]:
-    """Table 2: d = 256 CNN on SVHN / CIFAR-10. `iterations` overrides every row's budget (the paper's:
-    40,000, and 10,000 for the soft VQ-VAE)."""
-    rows = [{**kw, **({"iterations": iterations} if iterations else {})} for kw in TABLE2.values()]
+           rows: Mapping[str, dict] | None = None, **overrides) -> list[Config]:
+    """Table 2: d = 256 CNN on SVHN / CIFAR-10, with `rows` (default TABLE2; `choose_table2` picks them on a
+    validation split). `iterations` overrides every row's budget (the paper's: 40,000, and 10,000 for the soft
+    VQ-VAE)."""
+    rows = [{**kw, **({"iterations": iterations} if iterations else {})} for kw in (rows or TABLE2).values()]
     return [Config(dataset=dataset, d=TABLE2_D, seed=s, **{**kw, **overrides}) for kw in rows for s in seeds]
 
 
@@ -263,6 +264,46 @@ def table2_sweep(dataset: str = "cifar10-jpeg", seeds: Sequence[int] = (0, 1), i
                                            validation=validation, **{**preset, "K": 32, "noise_std": v, **overrides})
                                     for s in seeds]
             for name, preset in TABLE2_SOFT_CANDIDATES.items() for v in TABLE2_SWEEP_NOISE}
+
+
+CHOICE_METRIC = "classification_acc"     # Table 2's settings are those of the best mean validation linear probe
+
+
+def best_row(sweep: Mapping[str, Sequence[Config]], results_dir: str | Path = RESULTS_DIR,
+             metric: str = CHOICE_METRIC) -> str:
+    """The row of a validation sweep whose runs have the highest mean `metric` over their seeds. Every run must
+    have its results JSON, and be evaluated on the validation split (never choose on the test set)."""
+    means = {}
+    for name, configs in sweep.items():
+        if not all(c.validation for c in configs):
+            raise ValueError(f"sweep row {name!r} is not evaluated on the validation split")
+        missing = [c.run_id for c in configs if not result_path(c, results_dir).exists()]
+        if missing:
+            raise FileNotFoundError(f"sweep row {name!r} lacks results in {results_dir}: {', '.join(missing)}")
+        means[name] = sum(json.loads(result_path(c, results_dir).read_text())["metrics"][metric]
+                          for c in configs) / len(configs)
+    return max(means, key=means.get)
+
+
+def table2_rows(soft: str, scalings: Mapping[str, str]) -> dict[str, dict]:
+    """TABLE2 with the soft VQ-VAE row of `table2_sweep` named `soft` (e.g. "svhn-code noise 0") and each
+    KL-regularized baseline with its SCALINGS name in `scalings` (e.g. {"vae": "sum", ...})."""
+    name, noise = soft.rsplit(" noise ", 1)
+    candidates = scaling_rows(TABLE2_D, PAPER_BASELINES_CNN)
+    return {**TABLE2, **{b: candidates[f"{b} {how}"] for b, how in scalings.items()},
+            "soft_vqvae": {**TABLE2_SOFT_CANDIDATES[name], "K": 32, "noise_std": float(noise), "iterations": 10_000}}
+
+
+def choose_table2(dataset: str = "cifar10-jpeg", seeds: Sequence[int] = (0, 1), iterations: int = 2_000,
+                  results_dir: str | Path = RESULTS_DIR, **overrides) -> dict[str, dict]:
+    """Table 2's rows chosen on the validation split of `dataset` from the finished `table2_sweep` and
+    `scaling_sweep` runs of these seeds and iterations: the best soft VQ-VAE candidate and, per baseline, the
+    best loss scaling, by mean validation CHOICE_METRIC."""
+    soft = best_row(table2_sweep(dataset, seeds, iterations, **overrides), results_dir)
+    scaling = scaling_sweep(seeds, iterations, dataset=dataset, **overrides)
+    scalings = {b: best_row({k: v for k, v in scaling.items() if k.startswith(f"{b} ")}, results_dir).split(" ", 1)[1]
+                for b in PAPER_BASELINES_CNN}
+    return table2_rows(soft, scalings)
 
 
 # ------------------------------------------------------------------------------------------- running

@@ -34,7 +34,8 @@ class Launcher:
     Slurm job array). `wait`: wait for every job and report failures (else submit and return).
 
     `cpus_per_job`: torch threads per job (None: local shares the cores between its jobs, Slurm asks 4).
-    `gpus_per_job`, `partition`, `time_limit_min`, `array_parallelism` (jobs of the array running at once),
+    `gpus_per_job` (0: local jobs share this machine's GPUs, Slurm jobs ask none), `partition`, `time_limit_min`,
+    `array_parallelism` (jobs of the array running at once),
     `mem_gb` are the Slurm request; `extra` takes any other submitit parameter (e.g. {"slurm_account": "x"}).
     Job logs and pickles go to `folder` (<job id>_0_log.err: a job's error output)."""
     kind: str = "inline"
@@ -127,12 +128,20 @@ def executor(spec: Launcher, n_jobs: int):
         raise ImportError("the local and slurm launchers need submitit: pip install submitit "
                           "(or pip install -e '.[cluster]')") from err
     ex = submitit.AutoExecutor(folder=str(Path(spec.folder).resolve()), cluster=spec.kind)
-    params = dict(timeout_min=spec.time_limit_min, gpus_per_node=spec.gpus_per_job, cpus_per_task=threads(spec, n_jobs),
+    params = dict(timeout_min=spec.time_limit_min, gpus_per_node=gpus(spec), cpus_per_task=threads(spec, n_jobs),
                   mem_gb=spec.mem_gb, slurm_array_parallelism=spec.array_parallelism, name="softvq")
     if spec.partition:
         params["slurm_partition"] = spec.partition
     ex.update_parameters(**{**params, **spec.extra})          # `extra` may also replace a default
     return ex
+
+
+def gpus(spec: Launcher) -> int:
+    """GPUs per job: as asked, else local jobs share all of this machine's GPUs, as an inline run would (submitit
+    hides every GPU from a local job that asks none) and Slurm jobs ask none."""
+    if spec.gpus_per_job or spec.kind != "local":
+        return spec.gpus_per_job
+    return torch.cuda.device_count()
 
 
 def threads(spec: Launcher, n_jobs: int) -> int:
@@ -226,7 +235,7 @@ def add_arguments(parser) -> None:
     group.add_argument("--jobs-dir", default=Launcher.folder, help="job logs and pickles (default: %(default)s)")
     group.add_argument("--cpus-per-job", type=int, default=None, help="threads per job (default: local shares "
                        "the cores, Slurm 4)")
-    group.add_argument("--gpus-per-job", type=int, default=0, help="Slurm GPUs per job (default: 0)")
+    group.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job (default 0: local jobs share the machine's GPUs, Slurm jobs ask none)")
     group.add_argument("--partition", default=None, help="Slurm partition")
     group.add_argument("--time-limit", type=int, default=Launcher.time_limit_min, metavar="MINUTES",
                        help="per job; a job that reaches it is requeued and resumes (default: %(default)s)")

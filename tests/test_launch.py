@@ -137,3 +137,11 @@ def test_a_failed_sweep_exits_non_zero_with_each_job_named(monkeypatch, tmp_path
     with pytest.raises(SystemExit) as exit_:
         cli.main(["run", "--iterations", "10", "--results", str(tmp_path)])
     assert "job 77 (mnist-ae-d64-it10-s0-x): FloatingPointError" in str(exit_.value.code)
+
+
+def test_local_jobs_see_the_gpus_an_inline_run_sees(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert launch.gpus(launch.Launcher("local")) == 2 and launch.gpus(launch.Launcher("slurm")) == 0
+    assert launch.gpus(launch.Launcher("local", gpus_per_job=1)) == 1
+    ex = launch.executor(launch.Launcher("local", folder=str(tmp_path)), n_jobs=3)
+    assert ex._executor.parameters["gpus_per_node"] == 2        # submitit hides the GPUs of a job asking 0
