@@ -30,7 +30,8 @@ def test_presets_follow_the_paper():
     assert {b for b, c in t1.items() if c.batch_size != 32} == {"soft_vqvae"}     # official-code choices
     assert vars(t1["soft_vqvae"]) == vars(experiments.official_code(iterations=40_000))
     t2 = {c.bottleneck: c for c in experiments.table2("svhn", seeds=(0,))}
-    assert t2["beta_vae"].beta == 100 and t2["info_dropout"].beta == 1 and t2["vqvae"].K == 512 and t2["soft_vqvae"].K == 32
+    assert t2["beta_vae"].beta == 100 / 256 and t2["info_dropout"].beta == 1 / 256          # KL/d, chosen on validation
+    assert t2["vqvae"].K == 512 and t2["soft_vqvae"].K == 32
     assert t2["soft_vqvae"].iterations == 10_000 and t2["ae"].iterations == 40_000 and t2["ae"].d == 256
     assert experiments.table2("svhn", iterations=500)[0].iterations == 500
     assert {c.d for c in experiments.figure4()} == {60}
@@ -192,7 +193,8 @@ def test_table2_is_chosen_by_the_best_mean_validation_probe(tmp_path):
     configs = experiments.table2("cifar10-jpeg", (0,), 10_000, rows=rows)
     assert [c.bottleneck for c in configs] == list(experiments.TABLE2) and all(not c.validation for c in configs)
     # the default rows are TABLE2's; a test-set "sweep" is refused
-    assert experiments.table2_rows("mnist-code noise 0", {}) == experiments.TABLE2
+    chosen = experiments.table2_rows("svhn-code noise 0", dict.fromkeys(wins, "KL/d"))
+    assert chosen == experiments.TABLE2 and chosen["soft_vqvae"]["weighting"] == "svhn_code"
     test_set = {"x": [c.__class__(**{**c.__dict__, "validation": False}) for c in sweep["mnist-code noise 0"]]}
     with pytest.raises(ValueError, match="validation split"):
         experiments.best_row(test_set, tmp_path)
