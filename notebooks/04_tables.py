@@ -79,6 +79,13 @@ where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=
              launcher=launcher)
 evaluation = budgets.evaluation(settings)       # how the codes are scored (quick: on subsets)
 numerics = dict(precision=precision, compile=torch_compile)
+
+
+def stem2(name: str, dataset: str) -> str:
+    """Table 2's file names: table2.md for one data set, table2_svhn.md and so on for several."""
+    return name if len(datasets2) == 1 else name.replace("table2", f"table2_{dataset}", 1)
+
+
 settings
 
 # %% [markdown]
@@ -108,26 +115,6 @@ if "table1" in sections:
 # accuracy of all rows. The second table gives each mean's 95 % t-interval over seeds and, for each other
 # row, the one-sided p-value that the soft VQ-VAE is better (Welch's t-test). With the quick budget the
 # numbers are far from converged.
-#
-# ## Table 2
-
-# %%
-def stem2(name: str, dataset: str) -> str:
-    """Table 2's file names: table2.md for one data set, table2_svhn.md and so on for several."""
-    return name if len(datasets2) == 1 else name.replace("table2", f"table2_{dataset}", 1)
-
-
-for dataset in datasets2 if "table2" in sections else []:
-    table2 = experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"], **evaluation,
-                                **numerics)
-    if train_missing:
-        experiments.run(table2, **where)
-    df2 = tables.make_table(table2, stem2("table2", dataset), figures, results, "table2",
-                            metrics=["cluster_acc", "classification_acc"], budget=budget)
-    print(dataset, "missing runs:", df2.attrs["missing"])
-    display(tables.format_table(df2, ["cluster_acc", "classification_acc"]))
-    stats2 = tables.seed_statistics(table2, "soft_vqvae", results)
-    tables.write_statistics(stats2, stem2("table2_stats", dataset), figures, budget=budget)
 
 # %% [markdown]
 # ## Ablation: the authors' code against the paper
@@ -188,8 +175,9 @@ if "scaling" in sections:
 # each Table 2 data set (10,000 training images held out), never on its test set. Three candidates with
 # K = 32 (`experiments.TABLE2_SOFT_CANDIDATES`): the authors' MNIST code (Table 1's choice), the authors'
 # SVHN code (the posterior multiplied by sigma_k, VQ loss x2 with commitment 7.5; not the paper), and the
-# paper's eq. 7 read literally; each without noise (the MNIST sweep's choice) and with noise 0.1. The
-# p-values test "the MNIST-code row is better" per metric.
+# paper's eq. 7 read literally; each without noise (the MNIST sweep's choice) and with noise 0.1. Table 2
+# takes the row with the best mean validation classification accuracy (`experiments.best_row`); the
+# p-values test "that row is better" per metric.
 
 # %%
 for dataset in datasets2 if "table2_sweep" in sections else []:
@@ -200,7 +188,8 @@ for dataset in datasets2 if "table2_sweep" in sections else []:
     dfw = tables.make_table(sweep2, stem2("table2_sweep", dataset), figures, results, budget=budget)
     print(dataset, "missing runs:", dfw.attrs["missing"])
     display(tables.format_table(dfw))
-    statsw = tables.seed_statistics(sweep2, "mnist-code noise 0", results)
+    best = experiments.best_row(sweep2, results) if not dfw.attrs["missing"] else "mnist-code noise 0"
+    statsw = tables.seed_statistics(sweep2, best, results)
     tables.write_statistics(statsw, stem2("table2_sweep_stats", dataset), figures, budget=budget)
 
 # %% [markdown]
@@ -218,3 +207,30 @@ for dataset in datasets2 if "table2_scaling" in sections else []:
     dfc = tables.make_table(scaling2, stem2("table2_scaling_sweep", dataset), figures, results, budget=budget)
     print(dataset, "missing runs:", dfc.attrs["missing"])
     display(tables.format_table(dfc))
+
+# %% [markdown]
+# ## Table 2
+#
+# The d = 256 CNN with the settings the two sweeps above chose on the validation split (where their runs
+# are missing: `experiments.TABLE2`, chosen on the lossy CIFAR-10 copy), scored on the test set. The
+# p-values test "the soft VQ-VAE is better" per metric.
+
+# %%
+for dataset in datasets2 if "table2" in sections else []:
+    try:                # the settings the two sweeps above chose on this data set's validation split
+        rows = experiments.choose_table2(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+                                         results, **evaluation, **numerics)
+    except FileNotFoundError as missing:
+        rows = experiments.TABLE2
+        print(f"{missing}\n-> experiments.TABLE2 (chosen on the cifar10-jpeg validation split)")
+    print(dataset, {b: {k: v for k, v in row.items() if k != "bottleneck"} for b, row in rows.items()})
+    table2 = experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"], rows=rows,
+                                **evaluation, **numerics)
+    if train_missing:
+        experiments.run(table2, **where)
+    df2 = tables.make_table(table2, stem2("table2", dataset), figures, results, "table2",
+                            metrics=["cluster_acc", "classification_acc"], budget=budget)
+    print(dataset, "missing runs:", df2.attrs["missing"])
+    display(tables.format_table(df2, ["cluster_acc", "classification_acc"]))
+    stats2 = tables.seed_statistics(table2, "soft_vqvae", results)
+    tables.write_statistics(stats2, stem2("table2_stats", dataset), figures, budget=budget)

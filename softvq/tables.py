@@ -58,10 +58,17 @@ def summarize(records: Sequence[dict]) -> dict:
     return out
 
 
+def trained_on(record: dict) -> str:
+    """Where a run was trained: the GPU's name, "CPU", or "unrecorded" (runs older than code_version)."""
+    version = record.get("code_version") or {}
+    return version.get("gpu") or ("CPU" if version.get("device") == "cpu" else "unrecorded")
+
+
 def _row(config: dict, records: Sequence[dict], expected: int) -> dict:
     """One table row: what was run (from a config dict), how many seeds were found, the summary."""
     seeds = sorted(int(r["config"].get("seed", 0)) for r in records)
     return {"bottleneck": config["bottleneck"], "dataset": config["dataset"],
+            "trained_on": " + ".join(sorted({trained_on(r) for r in records if r["config"].get("iterations")})),
             "split": "validation" if config.get("validation") else "test",
             "iterations": int(config.get("iterations", 0)), "kmeans_n_init": config.get("kmeans_n_init"),
             "seeds": len(records), "seed_list": ",".join(map(str, seeds)), "missing": expected - len(records),
@@ -114,7 +121,19 @@ def budget_note(df: pd.DataFrame) -> str:
     paper_its = "40,000" if (df["dataset"] == "mnist").all() else "40,000; soft VQ-VAE 10,000"
     return (f"Budget: {' / '.join(f'{i:,}' for i in its) or 'n/a'} training iterations per run (the paper: "
             f"{paper_its}); seeds: {', '.join(seeds) or 'none found'}; evaluation: {datasets}, {split}; "
-            f"K-means initialisations: {', '.join(map(str, n_init))}.{_paper_column_note(df)}")
+            f"K-means initialisations: {', '.join(map(str, n_init))}.{_paper_column_note(df)}{_platform_note(df)}")
+
+
+def _platform_note(df: pd.DataFrame) -> str:
+    """' Trained on: CPU (rows ...); NVIDIA H100 (rows ...).' when the rows were trained on more than one kind of
+    device (their numerics differ, so a rerun matches only on the same kind)."""
+    rows: dict[str, list[str]] = {}
+    for name, where in df.get("trained_on", pd.Series(dtype=str)).items():
+        if where:
+            rows.setdefault(where, []).append(paper.LABELS.get(name, name))
+    if len(rows) < 2:
+        return ""
+    return " Trained on: " + "; ".join(f"{where} ({', '.join(names)})" for where, names in rows.items()) + "."
 
 
 def _paper_column_note(df: pd.DataFrame) -> str:

@@ -1,5 +1,6 @@
 import functools
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -198,3 +199,8 @@ def test_table2_is_chosen_by_the_best_mean_validation_probe(tmp_path):
     test_set = {"x": [c.__class__(**{**c.__dict__, "validation": False}) for c in sweep["mnist-code noise 0"]]}
     with pytest.raises(ValueError, match="validation split"):
         experiments.best_row(test_set, tmp_path)
+
+
+def test_table2_rows_are_what_the_committed_sweeps_choose():
+    results = Path(__file__).resolve().parents[1] / "results"
+    assert experiments.choose_table2("cifar10-jpeg", (0, 1), 2_000, results) == experiments.TABLE2

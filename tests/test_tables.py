@@ -70,6 +70,22 @@ def test_compare_table2_lossy_cifar_uses_cifar10_column(tmp_path):
     assert "LOSSY JPEG" in tables.budget_note(df) and "paper's CIFAR-10 numbers" in tables.budget_note(df)
 
 
+def test_budget_note_names_the_devices_when_rows_were_trained_on_several(tmp_path):
+    configs = experiments.table2("cifar10-jpeg", seeds=(0, 1), iterations=20)
+    where = {"ae": {"device": "cuda:0", "gpu": "NVIDIA H100"}, "vae": {"device": "cpu"}, "vqvae": None}
+    for c in configs:
+        if c.bottleneck in where:
+            record = make_record(c, 0.2, 0.1, 0.4)
+            if where[c.bottleneck]:
+                record["code_version"] = where[c.bottleneck]
+            experiments.write_json(record, experiments.result_path(c, tmp_path))
+    df = tables.collect(configs, tmp_path)
+    assert list(df["trained_on"]) == ["NVIDIA H100", "CPU", "", "", "unrecorded", ""]
+    assert tables.budget_note(df).endswith(
+        " Trained on: NVIDIA H100 (baseline AE); CPU (VAE); unrecorded (VQ-VAE).")
+    assert "Trained on" not in tables.budget_note(df.loc[["ae"]])
+
+
 def test_write_table_csv_and_markdown(table1_dir, tmp_path):
     configs, results = table1_dir
     df = tables.compare_with_paper(tables.collect(configs, results), "table1")
