@@ -79,13 +79,6 @@ where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=
              launcher=launcher)
 evaluation = budgets.evaluation(settings)       # how the codes are scored (quick: on subsets)
 numerics = dict(precision=precision, compile=torch_compile)
-
-
-def stem2(name: str, dataset: str) -> str:
-    """Table 2's file names: table2.md for one data set, table2_svhn.md and so on for several."""
-    return name if len(datasets2) == 1 else name.replace("table2", f"table2_{dataset}", 1)
-
-
 settings
 
 # %% [markdown]
@@ -185,12 +178,14 @@ for dataset in datasets2 if "table2_sweep" in sections else []:
                                       **evaluation, **numerics)
     if train_missing:
         experiments.run(sweep2, **where)
-    dfw = tables.make_table(sweep2, stem2("table2_sweep", dataset), figures, results, budget=budget)
+    dfw = tables.make_table(sweep2, tables.per_dataset_stem("table2_sweep", dataset, datasets2), figures, results,
+                            budget=budget)
     print(dataset, "missing runs:", dfw.attrs["missing"])
     display(tables.format_table(dfw))
     best = experiments.best_row(sweep2, results) if not dfw.attrs["missing"] else "mnist-code noise 0"
     statsw = tables.seed_statistics(sweep2, best, results)
-    tables.write_statistics(statsw, stem2("table2_sweep_stats", dataset), figures, budget=budget)
+    tables.write_statistics(statsw, tables.per_dataset_stem("table2_sweep_stats", dataset, datasets2), figures,
+                            budget=budget)
 
 # %% [markdown]
 # ## Choosing the CNN baselines' loss scaling
@@ -204,7 +199,8 @@ for dataset in datasets2 if "table2_scaling" in sections else []:
                                          dataset=dataset, **evaluation, **numerics)
     if train_missing:
         experiments.run(scaling2, **where)
-    dfc = tables.make_table(scaling2, stem2("table2_scaling_sweep", dataset), figures, results, budget=budget)
+    dfc = tables.make_table(scaling2, tables.per_dataset_stem("table2_scaling_sweep", dataset, datasets2), figures,
+                            results, budget=budget)
     print(dataset, "missing runs:", dfc.attrs["missing"])
     display(tables.format_table(dfc))
 
@@ -217,20 +213,17 @@ for dataset in datasets2 if "table2_scaling" in sections else []:
 
 # %%
 for dataset in datasets2 if "table2" in sections else []:
-    try:                # the settings the two sweeps above chose on this data set's validation split
-        rows = experiments.choose_table2(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
-                                         results, **evaluation, **numerics)
-    except FileNotFoundError as missing:
-        rows = experiments.TABLE2
-        print(f"{missing}\n-> experiments.TABLE2 (chosen on the cifar10-jpeg validation split)")
-    print(dataset, {b: {k: v for k, v in row.items() if k != "bottleneck"} for b, row in rows.items()})
+    rows = experiments.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+                                  results, **evaluation, **numerics)
+    print(dataset, "Table 2 settings:", {b: {k: v for k, v in row.items() if k != "bottleneck"} for b, row in rows.items()})
     table2 = experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"], rows=rows,
                                 **evaluation, **numerics)
     if train_missing:
         experiments.run(table2, **where)
-    df2 = tables.make_table(table2, stem2("table2", dataset), figures, results, "table2",
+    df2 = tables.make_table(table2, tables.per_dataset_stem("table2", dataset, datasets2), figures, results, "table2",
                             metrics=["cluster_acc", "classification_acc"], budget=budget)
     print(dataset, "missing runs:", df2.attrs["missing"])
     display(tables.format_table(df2, ["cluster_acc", "classification_acc"]))
     stats2 = tables.seed_statistics(table2, "soft_vqvae", results)
-    tables.write_statistics(stats2, stem2("table2_stats", dataset), figures, budget=budget)
+    tables.write_statistics(stats2, tables.per_dataset_stem("table2_stats", dataset, datasets2), figures,
+                            budget=budget)

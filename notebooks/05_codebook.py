@@ -51,12 +51,14 @@ budget = "quick"        # "quick": a few hundred iterations, 1 seed; "cpu" and "
 iterations = None       # None: the budget's
 seeds = None            # None: the budget's
 kmeans_n_init = None    # None: the budget's
-train_missing = True    # train the Table 1 quantizer runs whose results are missing
+train_missing = True    # train the Table 1 and 2 quantizer runs whose results are missing
+table2_iterations = None  # None: the budget's
+table2_datasets = None  # None: the budget's (quick, cpu: the lossy cifar10-jpeg; paper: svhn, cifar10)
 figures_dir = None      # None: the budget's figures/, results/, checkpoints/
 results_dir = None
 checkpoint_dir = None
 data_root = None        # None: $SOFTVQ_DATA or ./data
-download = None         # fetch MNIST when missing (None: on Colab only)
+download = None         # fetch MNIST and the Table 2 data sets when missing (None: on Colab only)
 precision = "fp32"      # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
 torch_compile = False   # torch.compile the training step (for a GPU)
 device = None           # None: cuda when present
@@ -66,18 +68,22 @@ progress = True         # training progress bars
 # %%
 from softvq import budgets, data, experiments, plots, tables
 
+settings = budgets.budget(budget, iterations=iterations, seeds=seeds, kmeans_n_init=kmeans_n_init,
+                          table2_iterations=table2_iterations)
+datasets2 = table2_datasets or settings["table2_datasets"]
 if data.wants_download(download):
-    data.download(["mnist"], data_root)
-settings = budgets.budget(budget, iterations=iterations, seeds=seeds, kmeans_n_init=kmeans_n_init)
+    data.download(["mnist", *datasets2], data_root)
 figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
-configs = [c for c in experiments.table1(settings["seeds"], settings["iterations"], **budgets.evaluation(settings),
-                                         precision=precision, compile=torch_compile)
-           if c.bottleneck in ("vqvae", "soft_vqvae")]
+where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints, progress=progress,
+             launcher=launcher)
+evaluation = budgets.evaluation(settings)
+numerics = dict(precision=precision, compile=torch_compile)
+QUANTIZERS = ("vqvae", "soft_vqvae")
+configs = [c for c in experiments.table1(settings["seeds"], settings["iterations"], **evaluation, **numerics)
+           if c.bottleneck in QUANTIZERS]
 if train_missing:
-    experiments.run(configs, root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints,
-                    progress=progress, launcher=launcher)
-records = {row: [r for r in (tables.load_record(c, results) for c in cs) if r is not None]
-           for row, cs in tables.group_configs(configs).items()}
+    experiments.run(configs, **where)
+records = tables.records_by_row(configs, results)
 {row: len(recs) for row, recs in records.items()}
 
 # %% [markdown]
@@ -104,3 +110,24 @@ print("saved", plots.save_figure(fig, figures / "codebook_table1.png"))
 # Read the hard usage first: a codeword that no test image picks is dead, and a perplexity far below K
 # means a few codewords carry most images. The soft VQ-VAE's mean largest posterior says how often the
 # decoder sees a blend of codewords rather than one of them.
+
+# %% [markdown]
+# ## Table 2: the same on the CNN
+#
+# Table 2's VQ-VAE (K = 512) and soft VQ-VAE (K = 32) rows, d = 256, with the settings notebook 04 uses for
+# each data set (those its validation sweeps chose, else `experiments.TABLE2`).
+
+# %%
+for dataset in datasets2:
+    rows = experiments.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+                                  results, **evaluation, **numerics)
+    configs2 = [c for c in experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"],
+                                              rows=rows, **evaluation, **numerics) if c.bottleneck in QUANTIZERS]
+    if train_missing:
+        experiments.run(configs2, **where)
+    df2 = tables.codebook_table(tables.records_by_row(configs2, results))
+    label = tables.DATASET_LABELS.get(dataset, dataset)
+    tables.write_codebook_table(df2, tables.per_dataset_stem("codebook_table2", dataset, datasets2), figures,
+                                budget=budget, note=f"Table 2 quantizer rows ({label}, d = 256), "
+                                                    f"{configs2[0].iterations:,} iterations; statistics on the test set.")
+    display(df2)

@@ -36,10 +36,23 @@ def group_configs(configs: Iterable[Config] | Mapping[str, Sequence[Config]]) ->
     return rows
 
 
+def per_dataset_stem(stem: str, dataset: str, datasets: Sequence[str]) -> str:
+    """A Table 2 file name: `stem` (e.g. "table2_stats") for one data set, with the data set after "table2"
+    ("table2_svhn_stats") when there are several."""
+    return stem if len(datasets) == 1 else stem.replace("table2", f"table2_{dataset}", 1)
+
+
 def load_record(config: Config, results_dir=experiments.RESULTS_DIR) -> dict | None:
     """The results JSON of `config`, or None when that run has not been done."""
     path = experiments.result_path(config, results_dir)
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def records_by_row(configs: Iterable[Config] | Mapping[str, Sequence[Config]],
+                   results_dir=experiments.RESULTS_DIR) -> dict[str, list[dict]]:
+    """{row: the results records that exist} for the rows of `group_configs`."""
+    return {row: [r for r in (load_record(c, results_dir) for c in cs) if r is not None]
+            for row, cs in group_configs(configs).items()}
 
 
 def metric_values(records: Sequence[dict], metric: str) -> np.ndarray:

@@ -35,7 +35,8 @@ FIGURES = {
     "04_tables": [f"{t}.{ext}" for t in ("table1", "table1_stats", "table2", "table2_stats", "ablation", "ablation_stats",
                                          "noise_sweep", "scaling_sweep", "table2_sweep", "table2_sweep_stats",
                                          "table2_scaling_sweep") for ext in ("csv", "md")] + ["table1.png"],
-    "05_codebook": ["codebook_table1.png", "codebook_table1.csv", "codebook_table1.md"],
+    "05_codebook": ["codebook_table1.png", "codebook_table1.csv", "codebook_table1.md", "codebook_table2.csv",
+                    "codebook_table2.md"],
 }
 
 
