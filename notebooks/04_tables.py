@@ -215,7 +215,8 @@ for dataset in datasets2 if "table2_scaling" in sections else []:
 for dataset in datasets2 if "table2" in sections else []:
     rows = experiments.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
                                   results, **evaluation, **numerics)
-    print(dataset, "Table 2 settings:", {b: {k: v for k, v in row.items() if k != "bottleneck"} for b, row in rows.items()})
+    print(dataset, "Table 2 settings:",
+          {b: {k: v for k, v in row.items() if k != "bottleneck"} for b, row in rows.items()})
     table2 = experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"], rows=rows,
                                 **evaluation, **numerics)
     if train_missing:

@@ -235,7 +235,8 @@ def add_arguments(parser) -> None:
     group.add_argument("--jobs-dir", default=Launcher.folder, help="job logs and pickles (default: %(default)s)")
     group.add_argument("--cpus-per-job", type=int, default=None, help="threads per job (default: local shares "
                        "the cores, Slurm 4)")
-    group.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job (default 0: local jobs share the machine's GPUs, Slurm jobs ask none)")
+    group.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job (default 0: local jobs share "
+                       "the machine's GPUs, Slurm jobs ask none)")
     group.add_argument("--partition", default=None, help="Slurm partition")
     group.add_argument("--time-limit", type=int, default=Launcher.time_limit_min, metavar="MINUTES",
                        help="per job; a job that reaches it is requeued and resumes (default: %(default)s)")

@@ -141,7 +141,7 @@ def _platform_note(df: pd.DataFrame) -> str:
     """' Trained on: CPU (rows ...); NVIDIA H100 (rows ...).' when the rows were trained on more than one kind of
     device (their numerics differ, so a rerun matches only on the same kind)."""
     rows: dict[str, list[str]] = {}
-    for name, where in df.get("trained_on", pd.Series(dtype=str)).items():
+    for name, where in df["trained_on"].items():
         if where:
             rows.setdefault(where, []).append(paper.LABELS.get(name, name))
     if len(rows) < 2:
