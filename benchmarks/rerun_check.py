@@ -32,7 +32,7 @@ def stacks(paths: list[Path]) -> list[list[dict]]:
     return list(groups.values())
 
 
-def check(records: list[dict], iterations: int, root=None) -> dict:
+def check(records: list[dict], iterations: int, root=None, device: str = "cpu") -> dict:
     configs = [Config(**r["config"]) for r in records]
     if len(configs) != records[0]["stack_size"]:
         return {"runs": [c.run_id for c in configs], "skipped": "the other models of its stack are not given"}
@@ -40,7 +40,7 @@ def check(records: list[dict], iterations: int, root=None) -> dict:
     x_tr = experiments.splits(first.dataset, first.validation, root)[0]
     model = experiments.build_stack(configs, x_tr)
     history = train(model, x_tr, [c.seed for c in configs], iterations=iterations, batch_size=first.batch_size,
-                    lr=first.lr, device="cpu", progress=False)
+                    lr=first.lr, device=device, progress=False)
     terms = [k for k in history if k not in ("iteration", "wall_time")]
     n = len(history["iteration"])
     identical = all(history[t][i][m] == r["history"][t][i] for m, r in enumerate(records) for t in terms
@@ -56,13 +56,14 @@ def main(argv=None) -> None:
     parser.add_argument("results", nargs="+", type=Path)
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: rerun on this device")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "rerun_check.json")
     args = parser.parse_args(argv)
     checks = []
     for group in stacks(args.results):
-        checks.append(check(group, args.iterations, args.data_root))
+        checks.append(check(group, args.iterations, args.data_root, args.device))
         print(json.dumps(checks[-1]))
-    write_json({"code_version": code_version(), "checks": checks}, args.out)
+    write_json({"code_version": code_version(args.device), "checks": checks}, args.out)
 
 
 if __name__ == "__main__":
