@@ -138,14 +138,15 @@ def budget_note(df: pd.DataFrame) -> str:
 
 
 def _platform_note(df: pd.DataFrame) -> str:
-    """' Trained on: CPU (rows ...); NVIDIA H100 (rows ...).' when the rows were trained on more than one kind of
-    device (their numerics differ, so a rerun matches only on the same kind)."""
+    """' Trained on: NVIDIA H100.' when every trained row was, or ' Trained on: CPU (rows ...); NVIDIA H100
+    (rows ...).' for rows from more than one kind of device (their numerics differ, so a rerun matches only on the
+    same kind)."""
     rows: dict[str, list[str]] = {}
     for name, where in df["trained_on"].items():
         if where:
             rows.setdefault(where, []).append(paper.LABELS.get(name, name))
     if len(rows) < 2:
-        return ""
+        return "".join(f" Trained on: {where}." for where in rows)
     return " Trained on: " + "; ".join(f"{where} ({', '.join(names)})" for where, names in rows.items()) + "."
 
 
