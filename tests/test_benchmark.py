@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import make_record
+from softvq import experiments
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
 
 
@@ -55,3 +58,26 @@ def test_launcher_speed_times_inline_and_local_jobs(mnist_root, tmp_path):
 def test_gpu_check_without_cuda_says_so_and_succeeds():
     done = subprocess.run([sys.executable, "-m", "softvq", "gpu-check"], capture_output=True, text=True)
     assert done.returncode == 0 and "no CUDA device" in done.stdout
+
+
+def test_platform_compare_pairs_the_same_runs_from_two_folders(tmp_path):
+    configs = experiments.table1(seeds=(0, 1, 2), iterations=20)
+    soft = [c for c in configs if c.bottleneck == "soft_vqvae"]
+    for folder, (device, shift) in {"cpu": ({"device": "cpu"}, 0.0), "gpu": ({"device": "cuda", "gpu": "H100"}, 0.1)}.items():
+        for i, c in enumerate(soft):
+            record = make_record(c, 0.7 + 0.01 * i + shift, 0.6, 0.9)
+            record["code_version"] = device
+            experiments.write_json(record, tmp_path / folder / f"{c.run_id}.json")
+    ae = next(c for c in configs if c.bottleneck == "ae")           # only in one folder: left out
+    experiments.write_json(make_record(ae, 0.5, 0.5, 0.9), tmp_path / "cpu" / f"{ae.run_id}.json")
+    out = tmp_path / "compare"
+    subprocess.run([sys.executable, str(SCRIPT.parent / "platform_compare.py"), str(tmp_path / "cpu"),
+                    str(tmp_path / "gpu"), "--out", str(out)], check=True, capture_output=True)
+    entries = {e["metric"]: e for e in json.loads(out.with_suffix(".json").read_text())["comparisons"]}
+    assert {e["row"] for e in entries.values()} == {"soft_vqvae"} and entries["nmi"]["seeds"] == 3
+    clust = entries["cluster_acc"]
+    assert (clust["platform_a"], clust["platform_b"]) == ("CPU", "H100")
+    assert clust["mean_a"] == pytest.approx(71.0) and clust["mean_b"] == pytest.approx(81.0)
+    assert clust["p_two_sided"] < 1e-3                               # 10 points apart, spread 1 point
+    assert "| soft_vqvae | cluster_acc | 3 | CPU | 71.000 ± 1.000 | H100 | 81.000 ± 1.000 |" in \
+        out.with_suffix(".md").read_text()
