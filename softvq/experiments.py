@@ -382,7 +382,7 @@ def evaluate_raw(dataset: str = "mnist", validation: bool = False, root=None, re
                          "iterations": 0, **fields},
               "metrics": downstream(x_tr.flatten(1), y_tr, x_ev.flatten(1), y_ev, kmeans_n_init,
                                     probe_iterations=fields.get("probe_iterations", 500)),
-              "eval_time_s": time.perf_counter() - began}
+              "eval_time_s": time.perf_counter() - began, "code_version": code_version(default_device())}
     write_json(record, path)
     return record
 

@@ -122,6 +122,7 @@ def test_subsets_and_the_raw_row(mnist_root, tmp_path):
     assert experiments.evaluate_raw("mnist", root=mnist_root, results_dir=tmp_path, compute=False, **fields) is None
     record = experiments.evaluate_raw("mnist", root=mnist_root, results_dir=tmp_path, **fields)
     assert record["config"]["train_size"] == 300 and 0 < record["metrics"]["classification_acc"] <= 1
+    assert record["code_version"]["torch"] == torch.__version__
     assert experiments.evaluate_raw("mnist", results_dir=tmp_path, compute=False, **fields) == record
     assert list((tmp_path / "mnist").glob("*.json"))[0].name == \
         "mnist-raw-n1-probe_iterations5-train_size300-eval_size100.json"
