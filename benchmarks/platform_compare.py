@@ -1,9 +1,9 @@
 """The same Table 1 rows trained on two platforms: does the platform move a row's seed statistics?
 
-Reads the results JSONs of the same configs (same run ids, seeds 0-4) from two folders, e.g. the committed CPU
-CPU runs (commit 42b8d19) kept in benchmarks/results/table1_cpu and their reruns on an H100 in results/mnist, and reports per row and
-metric each platform's mean ± std over seeds and the two-sided Welch p-value of "the means differ". Writes
-benchmarks/results/platform_compare.json and .md.
+Reads the results JSONs of the same configs (same run ids, seeds 0-4) from two folders, e.g. the CPU runs
+(commit 42b8d19) kept in benchmarks/results/table1_cpu and their reruns on an H100 in results/mnist, and reports
+per row and metric each platform's mean ± std over seeds and the two-sided Welch p-value of "the means differ".
+Writes benchmarks/results/platform_compare.json and .md.
 
     python benchmarks/platform_compare.py benchmarks/results/table1_cpu results/mnist
 """
@@ -21,19 +21,20 @@ from softvq.io import write_json
 ROOT = Path(__file__).resolve().parent
 
 
-def records(folder: Path, run_ids: list[str]) -> list[dict]:
-    return [json.loads((folder / f"{run_id}.json").read_text()) for run_id in run_ids]
+def load(folder: Path) -> dict[str, dict]:
+    """The results records of a folder by run id."""
+    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
 
 
 def compare(first: Path, second: Path) -> list[dict]:
     """One entry per row (bottleneck) and metric, for every run id found in both folders."""
-    shared = sorted({p.stem for p in second.glob("*.json")} & {p.stem for p in first.glob("*.json")})
+    in_first, in_second = load(first), load(second)
     rows: dict[str, list[str]] = {}
-    for run_id in shared:
-        rows.setdefault(json.loads((second / f"{run_id}.json").read_text())["config"]["bottleneck"], []).append(run_id)
+    for run_id in sorted(in_first.keys() & in_second.keys()):
+        rows.setdefault(in_second[run_id]["config"]["bottleneck"], []).append(run_id)
     out = []
     for row, run_ids in rows.items():
-        a, b = records(first, run_ids), records(second, run_ids)
+        a, b = [in_first[r] for r in run_ids], [in_second[r] for r in run_ids]
         for metric in tables.METRICS:
             x, y = tables.metric_values(a, metric), tables.metric_values(b, metric)
             out.append({"row": row, "metric": metric, "seeds": len(run_ids),

@@ -145,8 +145,10 @@ def _platform_note(df: pd.DataFrame) -> str:
     for name, where in df["trained_on"].items():
         if where:
             rows.setdefault(where, []).append(paper.LABELS.get(name, name))
-    if len(rows) < 2:
-        return "".join(f" Trained on: {where}." for where in rows)
+    if not rows:
+        return ""
+    if len(rows) == 1:
+        return f" Trained on: {next(iter(rows))}."
     return " Trained on: " + "; ".join(f"{where} ({', '.join(names)})" for where, names in rows.items()) + "."
 
 

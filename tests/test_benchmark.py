@@ -63,10 +63,11 @@ def test_gpu_check_without_cuda_says_so_and_succeeds():
 def test_platform_compare_pairs_the_same_runs_from_two_folders(tmp_path):
     configs = experiments.table1(seeds=(0, 1, 2), iterations=20)
     soft = [c for c in configs if c.bottleneck == "soft_vqvae"]
-    for folder, (device, shift) in {"cpu": ({"device": "cpu"}, 0.0), "gpu": ({"device": "cuda", "gpu": "H100"}, 0.1)}.items():
+    platforms = {"cpu": ({"device": "cpu"}, 0.0), "gpu": ({"device": "cuda", "gpu": "H100"}, 0.1)}
+    for folder, (version, shift) in platforms.items():
         for i, c in enumerate(soft):
             record = make_record(c, 0.7 + 0.01 * i + shift, 0.6, 0.9)
-            record["code_version"] = device
+            record["code_version"] = version
             experiments.write_json(record, tmp_path / folder / f"{c.run_id}.json")
     ae = next(c for c in configs if c.bottleneck == "ae")           # only in one folder: left out
     experiments.write_json(make_record(ae, 0.5, 0.5, 0.9), tmp_path / "cpu" / f"{ae.run_id}.json")
