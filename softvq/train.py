@@ -8,6 +8,11 @@ with a fused Adam step over a few large tensors (see benchmarks/train_speed.py).
 
 Checkpoints hold everything needed to continue bit-for-bit: weights, Adam state, iteration, the data
 order and every generator state. They are written atomically; an interrupted run resumes from the last one.
+
+On a GPU the host never waits for the device between two log steps: the batch indices of a window of steps
+(up to the next log step or checkpoint) are drawn on the host at once and sent in one transfer, non-finite
+losses are recorded on the device (`NonFiniteWatch`) and the loss sums stay there; all of it is read back
+once per log step. The numbers are those of a loop that does everything step by step.
 """
 from __future__ import annotations
 
@@ -102,14 +107,54 @@ def tf32_allowed(allowed: bool):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def check_finite(losses: dict[str, torch.Tensor], iteration: int, seeds: Sequence[int]) -> None:
-    """Stop the run with an error that names the iteration, the loss term and the model."""
-    for name, value in losses.items():
-        bad = ~torch.isfinite(value)
-        if bad.any():
-            m = int(bad.nonzero()[0, 0])
-            raise FloatingPointError(f"non-finite loss at iteration {iteration}: term '{name}' = "
-                                     f"{value[m].item()} (model {m}, seed {seeds[m]})")
+def draw_window(samplers: Sequence[EpochSampler], steps: int, device: torch.device) -> torch.Tensor:
+    """The batch indices of the next `steps` steps, (steps, M, B), drawn on the host (each model's sampler in
+    the order a step-by-step loop draws them) and moved to `device` in one non-blocking transfer."""
+    window = torch.stack([torch.stack([s.next() for s in samplers]) for _ in range(steps)])
+    if device.type == "cuda":
+        window = window.pin_memory()
+    return window.to(device, non_blocking=True)
+
+
+def window_end(done: int, iterations: int, log_every: int, checkpoint_every: int | None) -> int:
+    """The next iteration after `done` at which the loop logs, checkpoints or ends."""
+    ends = [iterations, (done // log_every + 1) * log_every]
+    if checkpoint_every is not None:
+        ends.append((done // checkpoint_every + 1) * checkpoint_every)
+    return min(ends)
+
+
+class NonFiniteWatch:
+    """Where the losses first turned non-finite, recorded on the device without waiting for it.
+
+    `update` keeps, per loss term and model, the first iteration at which the term was NaN or infinite and
+    its value then; `check` reads that record back (one transfer) and raises an error that names the
+    earliest such iteration, its term (the first in the loss dict's order) and model.
+    """
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.first: torch.Tensor | None = None      # (terms, M) iteration, 0 while finite
+        self.value: torch.Tensor | None = None      # (terms, M) the loss then
+
+    def update(self, losses: dict[str, torch.Tensor], iteration: int) -> None:
+        values = torch.stack([v.detach().float() for v in losses.values()])       # (terms, M)
+        if self.first is None:
+            self.names = list(losses)
+            self.first, self.value = torch.zeros_like(values, dtype=torch.int64), torch.zeros_like(values)
+        new = ~torch.isfinite(values) & (self.first == 0)
+        self.first = torch.where(new, iteration, self.first)
+        self.value = torch.where(new, values, self.value)
+
+    def check(self, seeds: Sequence[int]) -> None:
+        if self.first is None:
+            return
+        first = self.first.tolist()
+        bad = [(it, t, m) for t, row in enumerate(first) for m, it in enumerate(row) if it > 0]
+        if bad:
+            it, t, m = min(bad)
+            raise FloatingPointError(f"non-finite loss at iteration {it}: term '{self.names[t]}' = "
+                                     f"{self.value[t, m].item()} (model {m}, seed {seeds[m]})")
 
 
 def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], iterations: int = 40_000,
@@ -126,8 +171,14 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
 
     `precision`: "fp32" strict float32 (TF32 off on CUDA); "tf32" TF32 matrix products and convolutions
     (CUDA; on a CPU the same as fp32); "bf16" bfloat16 autocast of the forward pass, in which the
-    bottleneck, the posterior and the losses stay float32 (see `AutoEncoder.forward`). `compile` runs the
-    forward pass through torch.compile.
+    bottleneck, the posterior and the losses stay float32 (see `AutoEncoder.forward`); on CUDA the
+    convolutions then run channels-last (NHWC, the layout of cuDNN's bfloat16 tensor-core kernels).
+    `compile` runs the forward and backward pass through torch.compile; on CUDA in mode "reduce-overhead",
+    which replays them as CUDA graphs (one launch per graph instead of one per kernel; the same kernels as
+    the default mode).
+
+    A non-finite loss stops the run at the next log step (or checkpoint), with an error that names the
+    iteration at which it first appeared, the loss term and the model.
 
     Returns the history: {"iteration": [...], "<term>": [[M values] per logged step], "wall_time": s}.
     """
@@ -137,7 +188,9 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
     model.to(device).train()
-    forward = torch.compile(model) if compile else model
+    if device.type == "cuda" and precision == "bf16":
+        model.to(memory_format=torch.channels_last)      # the CNN's 4-D convolution weights: NHWC kernels
+    forward = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None) if compile else model
     x_train = x_train.to(device)
     samplers = [EpochSampler(len(x_train), batch_size, s) for s in seeds]
     noise = [torch.Generator(device).manual_seed(stream_seed(s, "noise")) for s in seeds]
@@ -165,34 +218,48 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
                      "seeds": list(seeds), "samplers": [s.state_dict() for s in samplers],
                      "noise": [g.get_state() for g in noise], "history": history, "running": running}, checkpoint)
 
+    def log(done: int) -> None:
+        """Append the mean losses since the last log step to the history (one transfer from the device)."""
+        nonlocal running
+        count = log_every if done % log_every == 0 else done % log_every
+        history["iteration"].append(done)
+        for name, means in zip(running, (torch.stack(list(running.values())) / count).tolist()):
+            history.setdefault(name, []).append(means)
+        running = {}
+        bar.set_postfix(loss=f"{np.mean(history['total'][-1]):.3f}")
+
+    watch = NonFiniteWatch()
     began = time.perf_counter() - history["wall_time"]
-    bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=not progress,
-               desc=f"training {len(seeds)} model(s)", unit="it", mininterval=1.0)
+    bar = tqdm(initial=start, total=iterations, disable=not progress, desc=f"training {len(seeds)} model(s)",
+               unit="it", mininterval=1.0)
+    done = start
     with tf32_allowed(precision == "tf32"):          # for the whole loop, restored after it
-        for it in bar:
-            index = torch.stack([s.next() for s in samplers]).to(device)     # (M, B)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = forward(x_train[index])
-            optimizer.zero_grad(set_to_none=True)
-            out["total"].sum().backward()
-            check_finite(out["losses"], it + 1, seeds)
-            optimizer.step()
-            if device.type == "cpu" and (it + 1) % DENORMAL_SWEEP == 0:
-                flush_denormals_(optimizer)
-            for name, value in {**out["losses"], "total": out["total"]}.items():
-                running[name] = running.get(name, 0) + value.detach()
-            done = it + 1
-            if done % log_every == 0 or done == iterations:
-                count = log_every if done % log_every == 0 else done % log_every
-                history["iteration"].append(done)
-                for name, value in running.items():
-                    history.setdefault(name, []).append((value / count).tolist())
-                running = {}
-                bar.set_postfix(loss=f"{np.mean(history['total'][-1]):.3f}")
-            history["wall_time"] = time.perf_counter() - began
-            if checkpoint is not None and (done % checkpoint_every == 0 or done == iterations):
-                save(done)
-            if on_step is not None:
-                on_step(done)
+        while done < iterations:
+            end = window_end(done, iterations, log_every, checkpoint_every if checkpoint is not None else None)
+            for index in draw_window(samplers, end - done, device):                 # index: (M, B)
+                if compile:
+                    torch.compiler.cudagraph_mark_step_begin()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    out = forward(x_train[index])
+                optimizer.zero_grad(set_to_none=True)
+                out["total"].sum().backward()
+                optimizer.step()
+                done += 1
+                watch.update(out["losses"], done)
+                if device.type == "cpu" and done % DENORMAL_SWEEP == 0:
+                    flush_denormals_(optimizer)
+                for name, value in {**out["losses"], "total": out["total"]}.items():
+                    running[name] = running.get(name, 0) + value.detach()
+                if done == end:                                                   # the host reads the device
+                    watch.check(seeds)
+                    if done % log_every == 0 or done == iterations:
+                        log(done)
+                    if checkpoint is not None and (done % checkpoint_every == 0 or done == iterations):
+                        history["wall_time"] = time.perf_counter() - began
+                        save(done)
+                history["wall_time"] = time.perf_counter() - began
+                bar.update(1)
+                if on_step is not None:
+                    on_step(done)
     model.eval()
     return history

@@ -1,9 +1,12 @@
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+import softvq
 from softvq import build_model, train
 
 SHAPE = (1, 28, 28)
@@ -83,6 +86,79 @@ def test_nan_loss_stops_with_iteration_and_term():
         model.bottleneck.beta[1] = float("inf")               # only model 1's commitment term overflows
     with pytest.raises(FloatingPointError, match=r"iteration 1: term 'commitment' = inf \(model 1, seed 1\)"):
         train(model, tiny_data(), [0, 1], iterations=5, batch_size=16, progress=False, device="cpu")
+
+
+def test_a_loss_that_turns_non_finite_between_log_steps_is_named_at_the_log_step():
+    """Checked once per log step, the error still names the iteration at which the loss first turned
+    non-finite; the steps after it in the same window have run."""
+    model = build_model(SHAPE, "vae", 8, seeds=[4, 5, 6], widths=SMALL)
+    steps = []
+
+    def poison_after_2(iteration):
+        steps.append(iteration)
+        if iteration == 2:
+            with torch.no_grad():
+                model.bottleneck.beta[2] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"iteration 3: term 'kl' = nan \(model 2, seed 6\)"):
+        train(model, tiny_data(), [4, 5, 6], iterations=20, batch_size=16, log_every=5, progress=False,
+              device="cpu", on_step=poison_after_2)
+    assert steps == [1, 2, 3, 4]                              # raised at the log step of iteration 5
+
+
+REFERENCE = Path(__file__).parent / "data" / "train_reference.json"
+
+
+def test_losses_are_bit_identical_to_the_step_by_step_loop():
+    """tests/data/train_reference.json holds the loss histories the loop gave before it stopped reading the
+    device every step (commit aa3ea68): every logged value must come out bit for bit the same."""
+    reference = json.loads(REFERENCE.read_text())["cases"]
+    x = torch.rand(64, *SHAPE, generator=torch.Generator().manual_seed(0))
+    for name, kwargs in (("soft_vqvae", dict(num_codes=8, noise_std=0.3)), ("vae", {})):
+        for log_every in (1, 5):
+            model = build_model(SHAPE, name, 8, seeds=[3, 7], widths=SMALL, **kwargs)
+            history = train(model, x, [3, 7], iterations=12, batch_size=16, log_every=log_every, progress=False,
+                            device="cpu")
+            history.pop("wall_time")
+            assert history == reference[f"{name} log_every={log_every}"], (name, log_every)
+
+
+HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__format__", "cpu", "numpy", "nonzero")
+
+
+def test_the_loop_reads_the_device_only_at_log_steps(monkeypatch):
+    """Every way softvq could read a tensor's value back to the host (on a GPU: wait for the device) is
+    counted; between two log steps there must be none."""
+    package = str(Path(softvq.__file__).parent)
+    reads = []
+    for method in HOST_READS:
+        original = getattr(torch.Tensor, method)
+
+        def counted(self, *args, _original=original, **kwargs):
+            if sys._getframe(1).f_code.co_filename.startswith(package):
+                reads.append(1)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, method, counted)
+    model = build_model(SHAPE, "soft_vqvae", 8, seeds=[0, 1], widths=SMALL, num_codes=8, noise_std=0.2)
+    after_step = {0: len(reads)}
+    train(model, tiny_data(), [0, 1], iterations=12, batch_size=16, log_every=4, progress=False, device="cpu",
+          on_step=lambda it: after_step.__setitem__(it, len(reads)))
+    monkeypatch.undo()
+    new_reads = {it: after_step[it] - after_step[it - 1] for it in range(1, 13)}
+    assert [it for it, n in new_reads.items() if n] == [4, 8, 12]
+
+
+@pytest.mark.cuda
+def test_the_loop_never_synchronizes_with_the_gpu_between_log_steps():
+    """torch's sync debug mode turns any synchronizing call into an error; it is on only between log steps."""
+    model = build_model(SHAPE, "soft_vqvae", 8, seeds=[0, 1], widths=SMALL, num_codes=8, noise_std=0.2)
+
+    def strict_between_log_steps(iteration):
+        torch.cuda.set_sync_debug_mode("default" if (iteration + 1) % 4 == 0 else "error")
+    try:
+        train(model, tiny_data(), [0, 1], iterations=12, batch_size=16, log_every=4, progress=False, device="cuda",
+              on_step=strict_between_log_steps)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 def test_bad_arguments():
