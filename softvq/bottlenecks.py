@@ -21,7 +21,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from .nets import StackedLinear
-from .quantize import SoftVectorQuantizer, init_codebook_, nearest_codeword, straight_through
+from .quantize import (SoftVectorQuantizer, gumbel_like, init_codebook_, nearest_codeword, squared_distances,
+                       straight_through)
 
 REDUCTIONS = ("sum", "mean")
 
@@ -53,6 +54,12 @@ class Bottleneck(nn.Module):
             return torch.randn_like(like)
         return torch.stack([torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
                             for g in self.generators])
+
+    def gumbel(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard Gumbel noise shaped like `like` (M, ...), model m's slice from generator m."""
+        if self.generators is None:
+            return gumbel_like(like)
+        return torch.stack([gumbel_like(like[m], g) for m, g in enumerate(self.generators)])
 
     def reduce(self, per_unit: torch.Tensor) -> torch.Tensor:
         """(M, B, d) per-unit loss -> (M,): sum (or mean) over units, mean over the batch."""
@@ -141,38 +148,105 @@ class SoftVectorQuantized(Bottleneck):
 
     decoder input z_e + sg(z_hat - z_e). vq_weight is 1 in the paper and 3 in the authors' MNIST code.
     The log-variance head is bounded to [-log_var_bound, log_var_bound] by a scaled tanh: an unbounded
-    head can drive sigma_k to 0 and the loss to NaN.
+    head can drive sigma_k to 0 and the loss to NaN. `sigma_floor` > 0 (per model) floors every sigma_k
+    smoothly, sigma_k^2 <- sigma_k^2 + floor^2. `estimator` replaces the posterior mean by a posterior
+    sample (straight-through Gumbel-softmax at `temperature`, per model) or its argmax; see
+    `softvq.quantize.estimate`.
     """
 
     def __init__(self, in_features, dim, n_models=1, reduction="sum", num_codes: int = 128,
                  beta: float | Sequence[float] = 0.25, noise_std: float | Sequence[float] = 0.0,
-                 vq_weight: float | Sequence[float] = 1.0, weighting: str = "paper", log_var_bound: float = 10.0):
+                 vq_weight: float | Sequence[float] = 1.0, weighting: str = "paper", log_var_bound: float = 10.0,
+                 estimator: str = "mean", temperature: float | Sequence[float] = 1.0,
+                 sigma_floor: float | Sequence[float] = 0.0):
         super().__init__(in_features, dim, n_models, reduction)
         self.log_var_head = StackedLinear(in_features, num_codes, n_models)
         self.quantizer = SoftVectorQuantizer(dim, num_codes, weighting=weighting, learned_log_var=False,
-                                             n_models=n_models)
+                                             n_models=n_models, estimator=estimator)
         self.log_var_bound = log_var_bound
         self.register_buffer("vq_weight", per_model(vq_weight, n_models))
         self.register_buffer("beta", per_model(beta, n_models))
         self.register_buffer("noise_std", per_model(noise_std, n_models))
+        self.register_buffer("temperature", per_model(temperature, n_models))
+        self.register_buffer("sigma_floor", per_model(sigma_floor, n_models))
+        self.floored = bool((self.sigma_floor > 0).any())        # known here: no device sync per step
 
     def reset_stacked(self, generators):
         for codebook, g in zip(self.quantizer.codebook, generators):
             init_codebook_(codebook, g)
 
     def log_variances(self, h: torch.Tensor) -> torch.Tensor:
-        """(M, B, F) -> log sigma_k^2 (M, B, K), bounded."""
+        """(M, B, F) -> log sigma_k^2 (M, B, K), bounded, and floored where sigma_floor > 0."""
         b = self.log_var_bound
-        return b * torch.tanh(self.log_var_head(h) / b)
+        log_var = b * torch.tanh(self.log_var_head(h) / b)
+        if self.floored:                                # log(0) = -inf leaves a model without a floor unchanged
+            log_var = torch.logaddexp(log_var, 2 * self.sigma_floor.log()[:, None, None])
+        return log_var
 
     def forward(self, h):
         z_e = self.head(h)
+        log_var = self.log_variances(h)
         noise = self.noise_std[:, None, None] * self.randn(z_e) if self.training else None
-        z_dec, out = self.quantizer(z_e, self.log_variances(h), noise)
+        gumbel = self.gumbel(log_var) if self.training and self.quantizer.estimator == "sample" else None
+        z_dec, out = self.quantizer(z_e, log_var, noise, gumbel, self.temperature[:, None, None])
         n = 1 if self.reduction == "sum" else self.dim           # quantizer terms are summed over d
         losses = {"codebook": self.vq_weight * out["codebook"].mean(-1) / n,
                   "commitment": self.vq_weight * self.beta * out["commitment"].mean(-1) / n}
         return z_dec, z_e, losses
+
+
+class StochasticQuantized(Bottleneck):
+    """SQ-VAE (Takida et al., ICML 2022), the Gaussian variant with one learned isotropic variance s^2 per model.
+
+    The stochastic quantization of the encoder output z (M, B, d) is the categorical posterior
+
+        P(z_q = b_k | z) = softmax_k( -||z - b_k||^2 / (2 s^2) )
+
+    (the paper's Gaussian stochastic dequantization p(z | z_q = b_k) = N(b_k, s^2 I) under a uniform prior
+    over the K codewords, inverted by Bayes' rule). While training the decoder gets the Gumbel-softmax
+    relaxation z_q = sum_k y_k b_k, y = softmax((log P + g) / temperature), with no straight-through step
+    and no stop-gradient; at evaluation it gets the most probable codeword (the deterministic quantization
+    that the self-annealed s^2 -> 0 approaches). The latent part of the objective is the paper's ELBO term
+    with the expectation over P taken in closed form,
+
+        vq_weight * ( E_P ||z - z_q||^2 / (2 s^2) - H(P(z_q | z)) )
+
+    (+ log K, dropped), summed over d per input (with reduction "mean": divided by d). s^2 starts at
+    `var_init` and is learned; log s^2 is clamped to [-log_var_bound, log_var_bound]. z_e is z.
+    """
+
+    def __init__(self, in_features, dim, n_models=1, reduction="sum", num_codes: int = 128,
+                 var_init: float | Sequence[float] = 1.0, temperature: float | Sequence[float] = 1.0,
+                 vq_weight: float | Sequence[float] = 1.0, log_var_bound: float = 10.0):
+        super().__init__(in_features, dim, n_models, reduction)
+        self.codebook = nn.Parameter(torch.empty(n_models, num_codes, dim))
+        self.log_var = nn.Parameter(per_model(var_init, n_models).log())          # log s^2, (M,)
+        self.log_var_bound = log_var_bound
+        self.register_buffer("temperature", per_model(temperature, n_models))
+        self.register_buffer("vq_weight", per_model(vq_weight, n_models))
+
+    def reset_stacked(self, generators):
+        for codebook, g in zip(self.codebook, generators):
+            init_codebook_(codebook, g)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """log P(z_q = b_k | z) up to a constant, (M, B, K)."""
+        log_var = self.log_var.clamp(-self.log_var_bound, self.log_var_bound)[:, None, None]
+        return -0.5 * squared_distances(z, self.codebook) * torch.exp(-log_var)
+
+    def forward(self, h):
+        z = self.head(h)
+        logits = self.logits(z)                                   # (M, B, K)
+        log_p = torch.log_softmax(logits, -1)
+        p = log_p.exp()
+        if self.training:
+            y = torch.softmax((log_p + self.gumbel(log_p)) / self.temperature[:, None, None], -1)
+            z_q = y @ self.codebook                               # (M, B, d)
+        else:
+            z_q = nearest_codeword(z, self.codebook)[0]           # argmax P: the nearest codeword
+        latent = -(p * logits).sum(-1) + (p * log_p).sum(-1)      # E_P dist / (2 s^2) - H(P), per input
+        n = 1 if self.reduction == "sum" else self.dim
+        return z_q, z, {"sq": self.vq_weight * latent.mean(-1) / n}
 
 
 BOTTLENECKS = {
@@ -182,4 +256,5 @@ BOTTLENECKS = {
     "info_dropout": InformationDropout,
     "vqvae": VectorQuantized,
     "soft_vqvae": SoftVectorQuantized,
+    "sqvae": StochasticQuantized,
 }

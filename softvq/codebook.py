@@ -10,7 +10,7 @@ from typing import Mapping
 
 import torch
 
-from .bottlenecks import SoftVectorQuantized, VectorQuantized
+from .bottlenecks import SoftVectorQuantized, StochasticQuantized, VectorQuantized
 from .quantize import nearest_codeword, perplexity, soft_quantize
 
 USAGE_DIGITS = 6            # rounding of the per-codeword lists stored in results JSONs
@@ -21,12 +21,13 @@ def assignments(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, tor
     """Evaluation-mode codes of a quantizer stack for inputs x (N, ...), on the CPU.
 
     Returns z_e (M, N, d) and the posterior p(mu_k | z_e) (M, N, K): eq. 7 for the soft VQ-VAE (no noise at
-    evaluation), the one-hot nearest codeword (eq. 1) for the VQ-VAE; for the soft VQ-VAE also the log
-    variances log sigma_k^2 (M, N, K).
+    evaluation), the one-hot nearest codeword (eq. 1) for the VQ-VAE, the stochastic quantization
+    P(b_k | z) for the SQ-VAE; for the soft VQ-VAE also the log variances log sigma_k^2 (M, N, K).
     """
     bn = model.bottleneck
-    if not isinstance(bn, (VectorQuantized, SoftVectorQuantized)):
-        raise ValueError(f"codebook statistics need a 'vqvae' or 'soft_vqvae' bottleneck, not {type(bn).__name__}")
+    if not isinstance(bn, (VectorQuantized, SoftVectorQuantized, StochasticQuantized)):
+        raise ValueError(f"codebook statistics need a 'vqvae', 'soft_vqvae' or 'sqvae' bottleneck, "
+                         f"not {type(bn).__name__}")
     soft = isinstance(bn, SoftVectorQuantized)
     parts: dict[str, list] = {"z_e": [], "posterior": []} | ({"log_var": []} if soft else {})
     with model.evaluating():
@@ -37,6 +38,8 @@ def assignments(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, tor
                 log_var = bn.log_variances(h)
                 post = soft_quantize(z, bn.quantizer.codebook, log_var, bn.quantizer.weighting)[1]
                 parts["log_var"].append(log_var.cpu())
+            elif isinstance(bn, StochasticQuantized):
+                post = torch.softmax(bn.logits(z), -1)
             else:
                 index = nearest_codeword(z, bn.codebook)[1]
                 post = torch.nn.functional.one_hot(index, bn.codebook.shape[-2]).float()

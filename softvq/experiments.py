@@ -22,15 +22,17 @@ from .bottlenecks import BOTTLENECKS, REDUCTIONS
 from .model import RECONSTRUCTIONS, build_model
 from .io import save_atomic, write_json
 from .provenance import code_version
-from .quantize import WEIGHTINGS
+from .quantize import ESTIMATORS, WEIGHTINGS
 from .train import PRECISIONS, default_device, train
 
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
-STACKABLE = ("seed", "beta", "noise_std", "vq_weight")       # fields that may differ inside one stack
+STACKABLE = ("seed", "beta", "noise_std", "vq_weight", "temperature", "sigma_floor", "var_init")  # may differ
 HASHED_WHEN_SET = {"probe_iterations": 500, "train_size": 0, "eval_size": 0,   # in a run id's hash only when
-                   "precision": "fp32", "compile": False}                        # they differ from the default
+                   "precision": "fp32", "compile": False,                        # they differ from the default
+                   "estimator": "mean", "temperature": 1.0, "sigma_floor": 0.0, "var_init": 1.0}
 EVALUATION = ("kmeans_n_init", "probe_iterations", "train_size", "eval_size")    # how the codes are scored
+QUANTIZERS = ("vqvae", "soft_vqvae", "sqvae")                 # bottlenecks with a codebook
 VALIDATION_SIZE = 10_000        # held out of the training set when Config.validation (of a smaller set: a fifth)
 
 
@@ -61,8 +63,9 @@ FIELD_CHECKS = {
     **dict.fromkeys(("d", "K", "iterations", "batch_size", "kmeans_n_init", "probe_iterations"), _POSITIVE_INT),
     **dict.fromkeys(("train_size", "eval_size"), ((lambda v: _integer(v) and v >= 0), "an integer >= 0 (0: all)")),
     "seed": ((lambda v: _integer(v) and v >= 0), "an integer >= 0"),
-    **dict.fromkeys(("beta", "noise_std", "vq_weight"), _NON_NEGATIVE),
-    **dict.fromkeys(("lr", "log_var_bound"), _POSITIVE),
+    **dict.fromkeys(("beta", "noise_std", "vq_weight", "sigma_floor"), _NON_NEGATIVE),
+    **dict.fromkeys(("lr", "log_var_bound", "temperature", "var_init"), _POSITIVE),
+    "estimator": _one_of(ESTIMATORS),
     "validation": _BOOLEAN,
     "precision": _one_of(PRECISIONS),
     "compile": _BOOLEAN,
@@ -79,7 +82,10 @@ class Config:
     `probe_iterations` caps the linear probe's L-BFGS iterations; `train_size` / `eval_size` > 0 keep only
     the first that many training / evaluation images (the quick budget's smoke runs; 0 keeps all, as the
     paper). `precision` ("fp32", "tf32", "bf16") and `compile` (torch.compile the training step) are for
-    GPUs; see `softvq.train.train`.
+    GPUs; see `softvq.train.train`. `estimator` ("mean", the paper; "sample"; "argmax") is what the soft
+    VQ-VAE's decoder gets from the posterior, `temperature` its Gumbel-softmax temperature ("sample") and
+    the SQ-VAE's, `sigma_floor` a floor on the soft VQ-VAE's sigma_k (0: none), `var_init` the SQ-VAE's
+    initial variance s^2.
     """
     dataset: str = "mnist"
     bottleneck: str = "soft_vqvae"
@@ -103,12 +109,19 @@ class Config:
     eval_size: int = 0
     precision: str = "fp32"
     compile: bool = False
+    estimator: str = "mean"
+    temperature: float = 1.0
+    sigma_floor: float = 0.0
+    var_init: float = 1.0
 
     def __post_init__(self):
         for name, (allowed, expected) in FIELD_CHECKS.items():
             value = getattr(self, name)
             if not allowed(value):
                 raise ValueError(f"Config.{name} = {value!r} is not allowed; expected {expected}")
+        if self.estimator != "mean" and (self.bottleneck != "soft_vqvae" or self.weighting == "svhn_code"):
+            raise ValueError(f"Config.estimator = {self.estimator!r} needs bottleneck 'soft_vqvae' with a weighting "
+                             f"other than 'svhn_code'")
 
     @property
     def net(self) -> str:
@@ -130,10 +143,12 @@ class Config:
     def bottleneck_kwargs(self) -> dict:
         """Constructor arguments of the bottleneck shared by every model of a stack."""
         kwargs: dict = {"reduction": self.reduction}
-        if self.bottleneck in ("vqvae", "soft_vqvae"):
+        if self.bottleneck in QUANTIZERS:
             kwargs["num_codes"] = self.K
         if self.bottleneck == "soft_vqvae":
-            kwargs.update(weighting=self.weighting, log_var_bound=self.log_var_bound)
+            kwargs.update(weighting=self.weighting, log_var_bound=self.log_var_bound, estimator=self.estimator)
+        if self.bottleneck == "sqvae":
+            kwargs["log_var_bound"] = self.log_var_bound
         return kwargs
 
 
@@ -319,6 +334,57 @@ def choose_table2(dataset: str = "cifar10-jpeg", seeds: Sequence[int] = (0, 1), 
     return table2_rows(soft, scalings)
 
 
+# The estimators study (beyond the paper): what the decoder gets from the posterior. Table 1's soft VQ-VAE
+# (the posterior mean) against a posterior sample and the posterior's argmax, on the same model and losses, and
+# SQ-VAE (Takida et al. 2022), with the hard VQ-VAE for reference. The open settings of the new rows are chosen
+# on the validation split by `estimators_sweep`: the sample's temperature, the argmax's loss weights (the
+# authors' code's or the paper's), the SQ-VAE's initial variance and loss scaling (Table 1's soft VQ-VAE
+# reconstruction loss and mean reductions, or the ELBO's Bernoulli log-likelihood summed over pixels).
+SQVAE_SCALINGS = {"official": dict(recon="mse_var", reduction="mean", batch_size=64),
+                  "ELBO": dict(recon="bce", reduction="sum", batch_size=64)}
+ESTIMATOR_FAMILIES = ("sample", "argmax", "sqvae")
+ESTIMATOR_CANDIDATES = {
+    "mean": TABLE1["soft_vqvae"],
+    **{f"sample tau {t:g}": dict(TABLE1["soft_vqvae"], estimator="sample", temperature=t) for t in (0.5, 1.0, 2.0)},
+    "argmax official-code weights": dict(TABLE1["soft_vqvae"], estimator="argmax"),
+    "argmax paper weights": dict(TABLE1["soft_vqvae"], estimator="argmax", vq_weight=1.0, beta=0.25),
+    **{f"sqvae {name} var {v:g}": dict(bottleneck="sqvae", K=128, var_init=v, **scaling)
+       for name, scaling in SQVAE_SCALINGS.items() for v in (0.1, 1.0, 10.0)},
+}
+
+
+def estimators_sweep(seeds: Sequence[int] = (0,), iterations: int = 5_000, validation: bool = True,
+                     **overrides) -> dict[str, list[Config]]:
+    """Every candidate of ESTIMATOR_CANDIDATES on MNIST, d = 64, on the validation split (the posterior mean,
+    Table 1's row, for reference)."""
+    return {name: [Config(dataset="mnist", d=64, seed=s, iterations=iterations, validation=validation,
+                          **{**row, **overrides}) for s in seeds] for name, row in ESTIMATOR_CANDIDATES.items()}
+
+
+def choose_estimators(seeds: Sequence[int] = (0,), iterations: int = 5_000, results_dir: str | Path = RESULTS_DIR,
+                      **overrides) -> dict[str, str]:
+    """{family: the ESTIMATOR_CANDIDATES row chosen for it}: per family of ESTIMATOR_FAMILIES, the candidate of
+    the finished `estimators_sweep` with the best mean validation CHOICE_METRIC."""
+    sweep = estimators_sweep(seeds, iterations, **overrides)
+    return {f: best_row({k: v for k, v in sweep.items() if k.split(" ", 1)[0] == f}, results_dir)
+            for f in ESTIMATOR_FAMILIES}
+
+
+# The rows the estimators table trains, as `choose_estimators` picked them (figures/estimators_sweep.md).
+ESTIMATOR_CHOICES = {"sample": "sample tau 1", "argmax": "argmax official-code weights",
+                     "sqvae": "sqvae official var 1"}
+
+
+def estimators(seeds: Sequence[int] = (0, 1, 2, 3, 4), iterations: int = 40_000,
+               choices: Mapping[str, str] = ESTIMATOR_CHOICES, **overrides) -> dict[str, list[Config]]:
+    """The estimators table on Table 1's protocol (MNIST, d = 64, K = 128, test set): the posterior mean
+    (Table 1's soft VQ-VAE), the chosen sample, argmax and SQ-VAE rows, and the hard VQ-VAE."""
+    rows = {"mean": TABLE1["soft_vqvae"], **{f: ESTIMATOR_CANDIDATES[choices[f]] for f in ESTIMATOR_FAMILIES},
+            "vqvae": TABLE1["vqvae"]}
+    return {name: [Config(dataset="mnist", d=64, seed=s, iterations=iterations, **{**row, **overrides})
+                   for s in seeds] for name, row in rows.items()}
+
+
 # ------------------------------------------------------------------------------------------- running
 def result_path(config: Config, results_dir: str | Path = RESULTS_DIR) -> Path:
     return Path(results_dir) / config.dataset / f"{config.run_id}.json"
@@ -414,7 +480,7 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
     history = train(model, x_tr, seeds, iterations=first.iterations, batch_size=first.batch_size, lr=first.lr,
                     device=device, checkpoint=ckpt, checkpoint_every=checkpoint_every, progress=progress,
                     precision=first.precision, compile=first.compile)
-    codes = codebook.assignments(model, x_ev) if first.bottleneck in ("vqvae", "soft_vqvae") else None
+    codes = codebook.assignments(model, x_ev) if first.bottleneck in QUANTIZERS else None
     z_tr = model.encode(x_tr).cpu()
     z_ev = codes["z_e"] if codes is not None else model.encode(x_ev).cpu()      # the same z_e, encoded once
     terms = [k for k in history if k not in ("iteration", "wall_time")]
@@ -439,11 +505,12 @@ def build_stack(configs: Sequence[Config], x_train: torch.Tensor):
     """The stacked model of compatible configs, per-model beta / noise_std from each config."""
     first = configs[0]
     kwargs = first.bottleneck_kwargs()
-    if first.bottleneck != "ae":
+    if first.bottleneck not in ("ae", "sqvae"):
         kwargs["beta"] = [c.beta for c in configs]
-    if first.bottleneck == "soft_vqvae":
-        kwargs["noise_std"] = [c.noise_std for c in configs]
-        kwargs["vq_weight"] = [c.vq_weight for c in configs]
+    per_model_fields = {"soft_vqvae": ("noise_std", "vq_weight", "temperature", "sigma_floor"),
+                        "sqvae": ("vq_weight", "temperature", "var_init")}
+    for name in per_model_fields.get(first.bottleneck, ()):
+        kwargs[name] = [getattr(c, name) for c in configs]
     return build_model(x_train.shape[1:], first.bottleneck, first.d, net=first.net, seeds=[c.seed for c in configs],
                        recon=first.recon, pixel_var=float(x_train.var()), **kwargs)
 

@@ -13,6 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 
 WEIGHTINGS = ("paper", "official", "svhn_code")
+ESTIMATORS = ("mean", "sample", "argmax")
 
 
 def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -25,6 +26,26 @@ def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     z_sq = z.pow(2).sum(-1, keepdim=True)                       # (..., N, 1)
     mu_sq = codebook.pow(2).sum(-1).unsqueeze(-2)               # (..., 1, K)
     return (z_sq - 2 * cross + mu_sq).clamp_min(0)
+
+
+def posterior_logits(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor,
+                     weighting: str = "paper") -> torch.Tensor:
+    """The unnormalised log posterior of eq. 7: -||z - mu_k||^2 / (2 sigma_k^2) - (d/2) log sigma_k^2, (..., N, K).
+
+    Shapes and `weighting` as in `soft_quantize`; a softmax over the last axis gives p(mu_k | z).
+    """
+    if z.shape[-1] != codebook.shape[-1]:
+        raise ValueError(f"code dimension {z.shape[-1]} does not match codebook dimension {codebook.shape[-1]}")
+    if log_var.shape[-1] != codebook.shape[-2]:
+        raise ValueError(f"log_var has {log_var.shape[-1]} components, codebook has {codebook.shape[-2]}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
+    if log_var.dim() == codebook.dim() - 1:                     # (..., K): one variance per component
+        log_var = log_var.unsqueeze(-2)
+    d = z.shape[-1]
+    dist = squared_distances(z, codebook)                       # (..., N, K)
+    log_weight = -0.5 * d * log_var if weighting == "paper" else 0.5 * log_var
+    return -0.5 * dist * torch.exp(-log_var) + log_weight       # (..., N, K)
 
 
 def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor,
@@ -52,21 +73,48 @@ def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor
     Returns:
         z_hat (..., N, d) and the posterior (..., N, K) (normalised, also for "svhn_code").
     """
-    if z.shape[-1] != codebook.shape[-1]:
-        raise ValueError(f"code dimension {z.shape[-1]} does not match codebook dimension {codebook.shape[-1]}")
-    if log_var.shape[-1] != codebook.shape[-2]:
-        raise ValueError(f"log_var has {log_var.shape[-1]} components, codebook has {codebook.shape[-2]}")
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
-    if log_var.dim() == codebook.dim() - 1:                     # (..., K): one variance per component
-        log_var = log_var.unsqueeze(-2)
-    d = z.shape[-1]
-    dist = squared_distances(z, codebook)                       # (..., N, K)
-    log_weight = -0.5 * d * log_var if weighting == "paper" else 0.5 * log_var
-    logits = -0.5 * dist * torch.exp(-log_var) + log_weight     # (..., N, K)
+    posterior = torch.softmax(posterior_logits(z, codebook, log_var, weighting), dim=-1)
+    if weighting == "svhn_code":
+        if log_var.dim() == codebook.dim() - 1:
+            log_var = log_var.unsqueeze(-2)
+        return (posterior * torch.exp(0.5 * log_var)) @ codebook, posterior
+    return posterior @ codebook, posterior
+
+
+def gumbel_like(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard Gumbel noise -log E, E ~ Exp(1), shaped like `logits` (E clamped away from 0: finite)."""
+    e = torch.empty_like(logits).exponential_(generator=generator)
+    return -e.clamp_min(torch.finfo(e.dtype).tiny).log()
+
+
+def estimate(logits: torch.Tensor, codebook: torch.Tensor, estimator: str = "mean",
+             temperature: float | torch.Tensor = 1.0, gumbel: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the decoder gets from the posterior p(mu_k | z) = softmax(logits): (..., N, K) -> (..., N, d).
+
+    "mean"   the paper's posterior mean, z_hat = sum_k p(mu_k | z) mu_k (eq. 6; optimal by Theorem 1);
+    "sample" a codeword drawn from the posterior, z_hat = mu_c with c = argmax_k (logits_k + g_k) for
+             Gumbel noise g (the Gumbel-max trick: c ~ p(mu_k | z)); gradients as in the straight-through
+             Gumbel-softmax (Jang et al. 2017), through y = softmax((logits + g) / temperature);
+    "argmax" the most probable codeword, z_hat = mu_c with c = argmax_k p(mu_k | z) (with equal sigma_k:
+             the nearest codeword, eq. 1); gradients straight through the posterior, as for the mean.
+
+    The forward value of "sample" and "argmax" is exactly a codeword: the weights are one_hot(c) + (y - sg(y)).
+    `temperature` broadcasts against logits (a scalar, or (M, 1, 1) for a stack); `gumbel` is the noise g
+    (drawn here when None). Returns z_hat and the weights that produced it.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
     posterior = torch.softmax(logits, dim=-1)
-    weights = posterior * torch.exp(0.5 * log_var) if weighting == "svhn_code" else posterior
-    return weights @ codebook, posterior
+    if estimator == "mean":
+        return posterior @ codebook, posterior
+    if estimator == "sample":
+        relaxed = torch.softmax((logits + (gumbel_like(logits) if gumbel is None else gumbel)) / temperature, -1)
+    else:
+        relaxed = posterior
+    hard = F.one_hot(relaxed.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    weights = hard + (relaxed - relaxed.detach())            # exactly one_hot(c) forward
+    return weights @ codebook, weights
 
 
 def nearest_codeword(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,25 +144,42 @@ class SoftVectorQuantizer(nn.Module):
 
     Holds a learnable codebook of `num_codes` codewords of size `dim`. Call it with codes `z` (..., N, dim)
     and log variances log sigma_k^2 ((..., N, K) from a network head, or None to use one learned log
-    variance per codeword). Returns the decoder input `z_e + sg(z_hat - z_e)` and a dict with the posterior,
-    `z_hat` and the two loss terms of eq. 27: `codebook` ||sg(z) - z_hat||^2 and `commitment`
+    variance per codeword). Returns the decoder input `z_e + sg(z_hat - z_e)` and a dict with
+    `posterior` p(mu_k | z) (..., N, K), `z_hat`, the hard `indices` (..., N) (the most probable codeword),
+    the batch `perplexity` of the posterior's mean usage (exp of its entropy; K when all codewords are used
+    equally), and the two loss terms of eq. 27: `codebook` ||sg(z) - z_hat||^2 and `commitment`
     ||z - sg(z_hat)||^2 (per input, summed over the code dimension; weight them yourself, beta on the
     commitment term).
 
-    `noise_std` > 0 adds Gaussian noise to the code before estimation while training (section "Noisy
-    Latent Codes"). With `n_models` set, the codebook gets a leading model axis (n_models, K, dim) for
-    stacked training; `z` must then be (n_models, N, dim).
+    `estimator` is what z_hat is made of (see `estimate`): "mean" the paper's posterior mean, "sample" a
+    straight-through Gumbel-softmax sample of the posterior at `temperature`, "argmax" its most probable
+    codeword. `noise_std` > 0 adds Gaussian noise to the code before estimation while training (section
+    "Noisy Latent Codes"). `channel_dim` names the axis that holds the code of an input: -1 (the default,
+    z of shape (..., N, dim)) or 1 for channel-first feature maps (B, dim, H, W) as an image autoencoder
+    has; the output then has the input's shape and the per-input outputs are (B, H, W)-shaped (posterior
+    (B, H, W, K)). With `n_models` set, the codebook gets a leading model axis (n_models, K, dim) for
+    stacked training; `z` must then be (n_models, N, dim). The quantization runs in float32 under any
+    autocast.
     """
 
     def __init__(self, dim: int, num_codes: int, noise_std: float = 0.0, weighting: str = "paper",
-                 learned_log_var: bool = True, n_models: int | None = None):
+                 learned_log_var: bool = True, n_models: int | None = None, estimator: str = "mean",
+                 temperature: float = 1.0, channel_dim: int = -1):
         super().__init__()
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+        if estimator != "mean" and weighting == "svhn_code":
+            raise ValueError("the 'svhn_code' weighting scales the posterior mean; use it with estimator 'mean'")
+        if channel_dim not in (-1, 1):
+            raise ValueError(f"channel_dim must be -1 (codes last) or 1 (channel-first maps), not {channel_dim}")
+        if channel_dim == 1 and n_models is not None:
+            raise ValueError("channel_dim=1 is for one model's feature maps; a stack takes (n_models, N, dim)")
         stack = () if n_models is None else (n_models,)
         self.codebook = nn.Parameter(torch.empty(*stack, num_codes, dim))
         # one learned log variance per codeword, for callers that do not predict them per input
         self.log_var = nn.Parameter(torch.zeros(*stack, num_codes)) if learned_log_var else None
-        self.noise_std = noise_std
-        self.weighting = weighting
+        self.noise_std, self.weighting = noise_std, weighting
+        self.estimator, self.temperature, self.channel_dim = estimator, temperature, channel_dim
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -122,27 +187,51 @@ class SoftVectorQuantizer(nn.Module):
         if self.log_var is not None:
             nn.init.zeros_(self.log_var)
 
-    def forward(self, z: torch.Tensor, log_var: torch.Tensor | None = None,
-                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-        """z (..., N, dim), log_var (..., N, K) or None, noise like z (drawn here when None and training).
+    def forward(self, z: torch.Tensor, log_var: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+                gumbel: torch.Tensor | None = None, temperature: float | torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, dict]:
+        """z (..., N, dim) (or (B, dim, H, W) with channel_dim=1), log_var (..., N, K) or None, noise like z
+        (drawn here when None and training), gumbel like the posterior (drawn here when None; "sample" only),
+        temperature to use instead of the constructor's (e.g. one per model of a stack, (M, 1, 1)).
 
         The posterior is computed from the detached noisy code, so that, as eq. 27 says, the codebook and
         the variances learn from the codebook term and the encoder from the commitment term (and the
         reconstruction, through the straight-through estimator).
         """
+        if self.channel_dim == 1:
+            z_last, out = self._forward_last(z.movedim(1, -1), log_var, noise if noise is None else
+                                             noise.movedim(1, -1), gumbel, temperature)
+            return z_last.movedim(-1, 1), out
+        return self._forward_last(z, log_var, noise, gumbel, temperature)
+
+    def _forward_last(self, z, log_var, noise, gumbel, temperature):
+        """`forward` on codes in the last axis, in float32 whatever the autocast."""
         if log_var is None:
             if self.log_var is None:
                 raise ValueError("this quantizer has no learned log variances: pass log_var")
             log_var = self.log_var
         if noise is None and self.training and self.noise_std > 0:
             noise = self.noise_std * torch.randn_like(z)
-        z_noisy = z if noise is None else z + noise
-        z_hat, posterior = soft_quantize(z_noisy.detach(), self.codebook, log_var, self.weighting)
-        losses = {
-            "codebook": (z.detach() - z_hat).pow(2).sum(-1),          # (..., N)
-            "commitment": (z - z_hat.detach()).pow(2).sum(-1),        # (..., N)
-        }
-        return straight_through(z, z_hat), {"posterior": posterior, "z_hat": z_hat, **losses}
+        with torch.autocast(z.device.type, enabled=False):
+            z = z.to(torch.promote_types(z.dtype, torch.float32))
+            log_var = log_var.to(z.dtype)
+            z_noisy = z if noise is None else z + noise.to(z.dtype)
+            codebook = self.codebook.to(z.dtype)
+            if self.estimator == "mean":
+                z_hat, posterior = soft_quantize(z_noisy.detach(), codebook, log_var, self.weighting)
+            else:
+                logits = posterior_logits(z_noisy.detach(), codebook, log_var, self.weighting)
+                tau = self.temperature if temperature is None else temperature
+                z_hat = estimate(logits, codebook, self.estimator, tau, gumbel)[0]
+                posterior = torch.softmax(logits, -1)
+            out = {
+                "posterior": posterior, "z_hat": z_hat, "indices": posterior.argmax(-1),
+                "perplexity": perplexity(posterior.flatten(end_dim=-2)) if self.codebook.dim() == 2
+                else perplexity(posterior.flatten(1, -2)),
+                "codebook": (z.detach() - z_hat).pow(2).sum(-1),          # (..., N)
+                "commitment": (z - z_hat.detach()).pow(2).sum(-1),        # (..., N)
+            }
+            return straight_through(z, z_hat), out
 
 
 def perplexity(posterior_or_index: torch.Tensor, num_codes: int | None = None) -> torch.Tensor:

@@ -13,7 +13,8 @@ BAD_VALUES = [
     ("batch_size", -1), ("kmeans_n_init", 0), ("seed", -1), ("beta", -0.1), ("noise_std", -0.1),
     ("noise_std", float("nan")), ("vq_weight", -1.0), ("lr", 0.0), ("lr", "3e-4"), ("log_var_bound", 0.0),
     ("validation", "false"), ("probe_iterations", 0), ("train_size", -1), ("eval_size", 1.5),
-    ("precision", "fp16"), ("compile", "yes"),
+    ("precision", "fp16"), ("compile", "yes"), ("estimator", "mode"), ("temperature", 0.0),
+    ("sigma_floor", -0.1), ("var_init", 0.0),
 ]
 
 
@@ -68,3 +69,16 @@ def test_cli_reads_booleans(monkeypatch):
     for text, value in [("True", True), ("yes", True), ("1", True), ("FALSE", False), ("no", False), ("0", False)]:
         cli.main(["run", "--validation", text, "--seeds", "3"])
         assert (seen[-1].validation, seen[-1].seed) == (value, 3)
+
+
+@pytest.mark.parametrize("fields", [dict(bottleneck="vqvae", estimator="sample"),
+                                    dict(bottleneck="soft_vqvae", weighting="svhn_code", estimator="argmax")])
+def test_estimator_needs_a_soft_quantizer_whose_posterior_it_can_use(fields):
+    with pytest.raises(ValueError, match="estimator"):
+        Config(**fields)
+
+
+def test_new_fields_at_their_defaults_keep_the_run_ids():
+    """Committed results are found by run id: the estimator fields count only when set."""
+    assert Config(estimator="mean", temperature=1.0, sigma_floor=0.0, var_init=1.0).run_id == Config().run_id
+    assert Config(estimator="sample").run_id != Config().run_id

@@ -5,9 +5,10 @@ from softvq import build_model
 from softvq.bottlenecks import BOTTLENECKS
 from softvq.nets import CNNDecoder, CNNEncoder, MLPDecoder, MLPEncoder
 
-KWARGS = {"vqvae": {"num_codes": 16}, "soft_vqvae": {"num_codes": 16, "noise_std": 0.1}}
+KWARGS = {"vqvae": {"num_codes": 16}, "soft_vqvae": {"num_codes": 16, "noise_std": 0.1},
+          "sqvae": {"num_codes": 16, "var_init": 0.5}}
 EXPECTED_TERMS = {"ae": set(), "vae": {"kl"}, "beta_vae": {"kl"}, "info_dropout": {"kl"},
-                  "vqvae": {"codebook", "commitment"}, "soft_vqvae": {"codebook", "commitment"}}
+                  "vqvae": {"codebook", "commitment"}, "soft_vqvae": {"codebook", "commitment"}, "sqvae": {"sq"}}
 
 
 @pytest.mark.parametrize("name", sorted(BOTTLENECKS))
