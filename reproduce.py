@@ -1,12 +1,12 @@
 """Run the notebooks in order with papermill: the paper's figures and tables, from scratch or from finished runs.
 
-    python reproduce.py --budget quick                  # minutes on a CPU: small iterations, 1 seed
+    python reproduce.py --budget quick                  # minutes on a CPU: 50 iterations, 1 seed; no data needed
     python reproduce.py --budget cpu --no-train         # rebuild the committed figures from the committed results
     python reproduce.py --budget cpu                    # what the README reports: CPU hours
     python reproduce.py --budget paper                  # 40,000 iterations, 3 seeds (a GPU helps)
     python reproduce.py --only 04_tables --budget paper # one notebook (name, number or part of it)
     python reproduce.py --results /tmp/r --figures /tmp/f --checkpoints /tmp/c   # folders of your choice
-    python reproduce.py --budget quick --download       # first fetch the data sets the notebooks need (internet)
+    python reproduce.py --budget paper --no-download    # never download: stop with one message if data is missing
     python reproduce.py --budget paper --launcher slurm --partition gpu --gpus-per-job 1   # stacks as Slurm jobs
 
 The "cpu" budget reads and writes the committed figures/ and results/; every other budget writes under
@@ -15,23 +15,35 @@ to outputs/<budget>/notebooks/, their timings to outputs/<budget>/reproduce_timi
 whose results JSON exists are skipped, so a second call only redoes the tables and plots; --no-train trains
 nothing at all. With --launcher local or slurm, each notebook runs its training stacks as submitit jobs and
 waits for them (--no-wait: submits and goes on; a later --no-train call builds the tables).
+
+Before any notebook starts, one check finds the data sets the chosen budget and notebooks train on in the data
+folder (--data-root, else $SOFTVQ_DATA, else ./data). At the quick budget the sample embedded in the package
+stands in for a missing MNIST or lossy CIFAR-10 copy (its outputs then go to outputs/quick-sample/, and every
+table and figure says so in its first line); full data is used wherever it is present. Any other missing data
+set is downloaded with torchvision (mnist, svhn, cifar10; --no-download forbids it). What is still missing is
+listed in one message, with the paths expected and how to get it, and no notebook runs.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import re
 import sys
 import time
 from pathlib import Path
 
-from softvq import launch
+from softvq import budgets, data, launch
 from softvq.io import write_atomic, write_json
 from softvq.provenance import code_version
 from softvq.train import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent
 NOTEBOOKS = ["01_theorem1", "02_train", "03_figure4", "04_tables", "05_codebook"]
+TABLE2_DATA = "the budget's Table 2 data sets"
+NOTEBOOK_DATA = {"02_train": ("mnist",), "03_figure4": ("mnist",), "04_tables": ("mnist", TABLE2_DATA),
+                 "05_codebook": ("mnist", TABLE2_DATA)}     # what each notebook trains on
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,8 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=None, help="training iterations (default: the budget's)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
-    parser.add_argument("--download", action="store_true",
-                        help="let the notebooks download mnist, svhn and cifar10 into the data folder when missing")
+    parser.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
+                        help="download a missing mnist, svhn or cifar10 into the data folder first (the default; "
+                             "--no-download: never)")
     parser.add_argument("--results", default=None, help="results JSONs folder (default: the budget's)")
     parser.add_argument("--figures", default=None, help="figures and tables folder (default: the budget's)")
     parser.add_argument("--checkpoints", default=None, help="checkpoints and latents folder (default: the budget's)")
@@ -82,7 +95,6 @@ def select(only: list[str] | None) -> list[str]:
 
 def folders(args: argparse.Namespace) -> dict[str, Path]:
     """The figures, results, checkpoints and executed-notebooks folders: given ones, else the budget's."""
-    from softvq import budgets
     figures, results, checkpoints = budgets.output_dirs(args.budget, args.figures, args.results, args.checkpoints,
                                                         base=ROOT)
     outputs = Path(args.outputs) if args.outputs else ROOT / "outputs" / args.budget / "notebooks"
@@ -100,11 +112,45 @@ def parameters(args: argparse.Namespace) -> dict:
                  precision=args.precision, torch_compile=args.compile or None)
     if args.no_train:
         given["train_missing"] = False
-    if args.download:
-        given["download"] = True
+    given["download"] = False                       # check_data has fetched what the notebooks need
     if args.launcher_fields:
         given["launcher"] = args.launcher_fields
     return {k: v for k, v in given.items() if v is not None}
+
+
+def datasets_needed(args: argparse.Namespace, names: list[str]) -> list[str]:
+    """The data sets the notebooks `names` train on at the chosen budget; none with --no-train."""
+    if args.no_train:
+        return []
+    table2 = budgets.budget(args.budget)["table2_datasets"]
+    needed = [d for name in names for d in NOTEBOOK_DATA.get(name, ())]
+    return list(dict.fromkeys(d for n in needed for d in (table2 if n == TABLE2_DATA else [n])))
+
+
+def check_data(args: argparse.Namespace, names: list[str]) -> list[str]:
+    """The one data check before any notebook runs: every data set the notebooks `names` need is in the data
+    folder, or read from the embedded sample (quick budget), or downloaded into the folder (unless
+    --no-download). Returns the data sets to read from the sample.
+
+    Raises:
+        SystemExit: one message naming each data set still missing, the paths expected and how to get it.
+    """
+    absent = data.missing(datasets_needed(args, names), args.data_root)
+    sample = [n for n in absent if n in data.SAMPLE_FILES] if args.budget == "quick" else []
+    absent = {n: paths for n, paths in absent.items() if n not in sample}
+    fetch = [n for n in absent if n in data.DOWNLOADABLE]
+    failed = ""
+    if fetch and args.download:
+        print(f"downloading {', '.join(fetch)} into {data.data_root(args.data_root).resolve()} with torchvision")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):        # torchvision's line per mirror tried
+                data.download(fetch, args.data_root)
+        except (RuntimeError, OSError) as err:
+            failed = f"Downloading failed: {str(err).strip().splitlines()[-1]}\n"     # the last mirror's error
+        absent = data.missing(absent, args.data_root)
+    if absent:
+        raise SystemExit(failed + data.missing_message(absent))
+    return sample
 
 
 def run_notebook(name: str, params: dict, args: argparse.Namespace, outputs: Path) -> float:
@@ -157,6 +203,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
     names = select(args.only)
+    sample = check_data(args, names)
+    if sample:                                      # for this process, the notebooks' kernels and their jobs
+        os.environ["SOFTVQ_SAMPLE"] = ",".join(dict.fromkeys([*data.sampled(), *sample]))
+        print(f"{', '.join(sample)}: not in {data.data_root(args.data_root).resolve()}, read from the embedded "
+              f"data sample")
     params, where = parameters(args), folders(args)
     where["outputs"].mkdir(parents=True, exist_ok=True)
     started, timings, failures = time.time(), {}, {}

@@ -1,4 +1,4 @@
-"""Stacked-trainer speed by stack size, precision and torch.compile, on one device.
+"""Stacked-trainer speed by stack size, precision and torch.compile, on one device (`softvq.speed`).
 
 Trains the paper's MNIST soft VQ-VAE (Table 1 preset: MLP 784-500-500-2000-64, K = 128, batch 64), or with
 --table 2 its CNN soft VQ-VAE (Table 2 preset: d = 256, K = 32, batch 64, on random 32x32 colour images), as a
@@ -13,47 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import softvq  # noqa: F401  (first: flush-to-zero on every torch thread)
 import torch
 
-from softvq import experiments
-from softvq.experiments import Config
+from softvq import experiments, speed
 from softvq.io import write_json
-from softvq.provenance import code_version
-from softvq.train import PRECISIONS, default_device, train
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-PRESETS = {1: dict(dataset="mnist", d=64, **experiments.TABLE1["soft_vqvae"]),
-           2: dict(dataset="cifar10-jpeg", d=256, **experiments.TABLE2["soft_vqvae"])}
-MODELS = {1: "Table 1 soft VQ-VAE (MNIST MLP, batch 64)", 2: "Table 2 soft VQ-VAE (CNN, d = 256, K = 32, batch 64)"}
-
-
-def ms_per_model_iteration(x: torch.Tensor, models: int, precision: str, compile: bool, iterations: int,
-                           warmup: int, device: torch.device, table: int = 1) -> float:
-    """Time `iterations` steps of a stack of `models` (after `warmup` steps of the same stack)."""
-    configs = [Config(seed=s, precision=precision, compile=compile, **PRESETS[table]) for s in range(models)]
-    model = experiments.build_stack(configs, x)
-    options = dict(batch_size=configs[0].batch_size, device=device, progress=False, precision=precision,
-                   compile=compile)
-    train(model, x, list(range(models)), iterations=warmup, **options)
-    synchronize(device)
-    began = time.perf_counter()
-    train(model, x, list(range(models)), iterations=iterations, **options)
-    synchronize(device)
-    return 1e3 * (time.perf_counter() - began) / (iterations * models)
+from softvq.train import PRECISIONS, default_device
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--table", type=int, choices=sorted(PRESETS), default=1, help="1: MNIST MLP; 2: CNN")
+    parser.add_argument("--table", type=int, choices=sorted(speed.PRESETS), default=1, help="1: MNIST MLP; 2: CNN")
     parser.add_argument("--models", type=int, nargs="+", default=[1, 6])
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--compile", choices=["off", "on", "both"], default="off")
@@ -67,17 +39,8 @@ def main(argv=None) -> dict:
     x = (experiments.splits("mnist", False, args.data_root)[0] if args.table == 1 else
          torch.rand(5_000, 3, 32, 32, generator=torch.Generator().manual_seed(0)))     # the CNN's speed only
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
-    rows = []
-    for models in args.models:
-        for precision in args.precisions:
-            for compile in compiles:
-                ms = ms_per_model_iteration(x, models, precision, compile, args.iterations, args.warmup, device,
-                                            args.table)
-                rows.append({"models": models, "precision": precision, "compile": compile,
-                             "ms_per_model_iteration": round(ms, 3)})
-                print(json.dumps(rows[-1]), flush=True)
-    result = {"benchmark": "stack_speed", "model": MODELS[args.table],
-              "iterations": args.iterations, "warmup": args.warmup, "rows": rows, "code_version": code_version(device)}
+    result = speed.stack_speed(x, args.models, args.precisions, compiles, args.iterations, args.warmup, device,
+                               args.table)
     if args.out:
         write_json(result, args.out)
     print(json.dumps(result))

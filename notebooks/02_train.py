@@ -39,7 +39,7 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"            # "quick": a few hundred iterations; "cpu": 2,000; "paper": 40,000
+budget = "quick"            # "quick": 50 iterations; "cpu": 2,000; "paper": 40,000
 dataset = "mnist"           # mnist, svhn, cifar10, cifar10-jpeg
 bottleneck = "soft_vqvae"   # ae, vae, beta_vae, info_dropout, vqvae, soft_vqvae
 d = None                    # code size (None: 64 on MNIST, 256 otherwise)
@@ -108,7 +108,7 @@ else:
 
 # %%
 if record is not None:
-    fig = plots.plot_history(record["history"], title=f"{config.run_id}")
+    fig = plots.plot_history(record["history"], title=plots.title_lines(data.sample_note([dataset]), config.run_id))
     print("saved", plots.save_figure(fig, figures / f"train_{bottleneck}_loss.png"))
 
 # %% [markdown]
@@ -118,5 +118,6 @@ if record is not None:
 
 # %%
 if saved is not None:
-    fig = plots.plot_reconstructions(saved["x"], saved["x_hat"], title=f"{bottleneck}, {config.iterations:,} iterations")
+    fig = plots.plot_reconstructions(saved["x"], saved["x_hat"], title=plots.title_lines(
+        data.sample_note([dataset]), f"{bottleneck}, {config.iterations:,} iterations"))
     print("saved", plots.save_figure(fig, figures / f"train_{bottleneck}_reconstructions.png"))

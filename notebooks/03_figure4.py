@@ -39,11 +39,11 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"        # "quick": few iterations, t-SNE of a subset; "paper": 40,000 iterations, 10,000 points
+budget = "quick"        # "quick": 50 iterations, t-SNE of 500 points; "paper": 40,000 iterations, 10,000 points
 iterations = None       # None: the budget's
 seed = 0
 kmeans_n_init = None    # None: the budget's
-tsne_points = None      # None: the budget's (quick: 2,000; paper: all 10,000 test codes)
+tsne_points = None      # None: the budget's (quick: 500; cpu and paper: all 10,000 test codes)
 perplexity = 30.0
 figures_dir = None      # None: the project's figures/, results/, checkpoints/
 results_dir = None
@@ -106,8 +106,9 @@ tables.format_table(tables.collect(configs, results))
 # %%
 if saved is not None:
     embeddings = {c.bottleneck: (saved[c.bottleneck], saved["labels"]) for c in configs}
-    fig = plots.plot_embeddings(embeddings, title=f"t-SNE of MNIST test codes z_e (d = 60), "
-                                f"{configs[0].iterations:,} iterations, {len(saved['labels']):,} points")
+    fig = plots.plot_embeddings(embeddings, title=plots.title_lines(
+        data.sample_note(["mnist"]), f"t-SNE of MNIST test codes z_e (d = 60), {configs[0].iterations:,} iterations, "
+                                     f"{len(saved['labels']):,} points"))
     print("saved", plots.save_figure(fig, figures / "figure4.png"))
 
 # %% [markdown]

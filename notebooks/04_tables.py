@@ -47,7 +47,7 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"                    # "quick": a few hundred iterations, 1 seed; "paper": 40,000, 3 seeds
+budget = "quick"                    # "quick": 50 iterations (Table 2: 10), 1 seed; "paper": 40,000, 3 seeds
 iterations = None                   # None: the budget's
 table2_iterations = None            # None: the budget's (paper: 40,000, soft VQ-VAE 10,000)
 seeds = None                        # None: the budget's
@@ -95,7 +95,7 @@ if "table1" in sections:
     raw = [raw] if raw else []
     df1 = tables.make_table(table1, "table1", figures, results, "table1", records={"raw": raw} if raw else None,
                             budget=budget)
-    fig = plots.plot_vs_paper(df1, title=tables.budget_note(df1))
+    fig = plots.plot_vs_paper(df1, title=plots.title_lines(data.sample_note(["mnist"]), tables.budget_note(df1)))
     plots.save_figure(fig, figures / "table1.png")
     print("missing runs:", df1.attrs["missing"])
     display(tables.format_table(df1))

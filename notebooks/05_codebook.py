@@ -47,7 +47,7 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"        # "quick": a few hundred iterations, 1 seed; "cpu" and "paper": 40,000, several seeds
+budget = "quick"        # "quick": 50 iterations (Table 2: 10), 1 seed; "cpu" and "paper": 40,000, several seeds
 iterations = None       # None: the budget's
 seeds = None            # None: the budget's
 kmeans_n_init = None    # None: the budget's
@@ -102,8 +102,8 @@ df
 # ## Usage by codeword and the learned variances
 
 # %%
-fig = plots.plot_codebook(records, title=f"Table 1 quantizers, {settings['iterations']:,} iterations, "
-                                         f"one line per seed")
+fig = plots.plot_codebook(records, title=plots.title_lines(
+    data.sample_note(["mnist"]), f"Table 1 quantizers, {settings['iterations']:,} iterations, one line per seed"))
 print("saved", plots.save_figure(fig, figures / "codebook_table1.png"))
 
 # %% [markdown]

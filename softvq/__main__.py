@@ -9,17 +9,18 @@
     python -m softvq preset table1 --precision bf16 --compile --device cuda    # GPU numerics
     python -m softvq preset table1 --seeds 0 1 2 3 4 --launcher slurm --partition gpu --gpus-per-job 1
     python -m softvq gpu-check                        # on a CUDA machine: tests, speed, short Table 1 -> JSON
+    python -m softvq download mnist cifar10           # fetch data sets with torchvision (internet)
+
+run and preset first check that the data sets their configs need are in the data folder, and stop with one
+`error:` line naming what is missing, where it was looked for and how to get it.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-from . import experiments, launch
+from . import data, experiments, gpu_check, launch
 from .bottlenecks import BOTTLENECKS
 from .experiments import Config
 from .train import PRECISIONS
@@ -38,7 +39,6 @@ PRESETS = {
 }
 # --iterations when not given: the paper's 40,000, except Table 2 (None: each row's own budget) and its sweeps
 DEFAULT_ITERATIONS = {"table2": None, "table2-sweep": 2_000, "table2-scaling": 2_000}
-GPU_CHECK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
 
 def numerics(args: argparse.Namespace) -> dict:
@@ -64,7 +64,7 @@ def non_negative_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of `python -m softvq` (subcommands run, preset, gpu-check)."""
+    """The parser of `python -m softvq` (subcommands run, preset, gpu-check, download)."""
     parser = argparse.ArgumentParser(prog="python -m softvq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     preset.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, tf32 or bf16 (GPU)")
     preset.add_argument("--compile", action="store_true", help="torch.compile the training step")
     gpu = sub.add_parser("gpu-check", help="on a CUDA machine: CUDA tests, speed, a short Table 1 (one JSON)")
-    gpu.add_argument("--quick", action="store_true")
+    gpu_check.add_arguments(gpu)
+    fetch = sub.add_parser("download", help="fetch data sets into the data folder with torchvision (internet)")
+    fetch.add_argument("names", nargs="+", choices=data.DOWNLOADABLE, metavar="NAME",
+                       help=", ".join(data.DOWNLOADABLE))
+    fetch.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
     for p in (one, preset, gpu):
         p.set_defaults(command_parser=p)            # so that an error is reported by its subcommand's parser
     for p in (one, preset):
@@ -99,13 +103,18 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "gpu-check":
-        if not GPU_CHECK.exists():
-            args.command_parser.error(f"needs a repository checkout: {GPU_CHECK} not found")
-        raise SystemExit(subprocess.call([sys.executable, str(GPU_CHECK), *(["--quick"] if args.quick else [])]))
+        raise SystemExit(gpu_check.run(args))
+    if args.command == "download":
+        print("downloaded into", data.download(args.names, args.data_root))
+        return
     try:
         configs, launcher = build_configs(args), launch.from_arguments(args)
     except ValueError as e:             # a bad Config field or launcher option: one `error:` line, exit status 2
         args.command_parser.error(str(e))
+    absent = data.missing([c.dataset for c in configs], args.data_root)
+    if absent:                          # before any training: one `error:` line (no usage: the arguments are fine)
+        message = " ".join(line.strip() for line in data.missing_message(absent).splitlines())
+        args.command_parser.exit(2, f"{args.command_parser.prog}: error: {message}\n")
     try:
         records = experiments.run(configs, root=args.data_root, device=args.device, results_dir=args.results,
                                   launcher=launcher)

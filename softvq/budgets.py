@@ -1,14 +1,17 @@
 """Budgets (how much to train for each figure and table) and where each budget writes its outputs.
 
 The committed figures/ and results/ come from the "cpu" budget; every other budget writes under
-outputs/<budget>/, so that a quick run leaves the committed files alone.
+outputs/<budget>/, so that a quick run leaves the committed files alone. A run that reads any data set
+from the embedded sample (`data.sampled()`) writes under outputs/<budget>-sample/, whatever the budget, so
+that its results are never taken for those of the full data.
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 
-from . import experiments
+from . import data, experiments
 from .experiments import Config
 
 COMMITTED = "cpu"           # the budget the committed figures/ and results/ come from
@@ -68,9 +71,11 @@ def project_dir() -> Path:
 def output_root(name: str = COMMITTED, base: Path | None = None) -> Path:
     """Where budget `name` writes: the project folder (`base`, default `project_dir()`) for the committed
     budget, outputs/<name>/ (git-ignored) in it for any other, so that a quick run never touches the
-    committed figures and results."""
+    committed figures and results; outputs/<name>-sample/ when a data set is read from the embedded sample."""
     budget(name)                                    # refuses an unknown name
     base = Path(base) if base is not None else project_dir()
+    if data.sampled():
+        return base / "outputs" / f"{name}-sample"
     return base if name == COMMITTED else base / "outputs" / name
 
 
@@ -85,12 +90,14 @@ def output_dirs(name: str = COMMITTED, figures_dir=None, results_dir=None, check
     return tuple(dirs)
 
 
-def banner(name: str) -> str:
-    """The first line of a table made at budget `name`: empty for the committed budget, else a warning."""
-    if name == COMMITTED:
-        return ""
-    return (f"**Budget '{name}'**: not the committed results, which come from the '{COMMITTED}' budget "
-            f"(figures/ and results/ of the repository).")
+def banner(name: str, datasets: Iterable[str] = ()) -> str:
+    """The first line of a table made at budget `name` from `datasets`: a warning for any budget but the
+    committed one, and a note when one of the data sets was read from the embedded sample; else empty."""
+    warning = "" if name == COMMITTED else (
+        f"**Budget '{name}'**: not the committed results, which come from the '{COMMITTED}' budget "
+        f"(figures/ and results/ of the repository).")
+    sample = data.sample_note(datasets)
+    return " ".join(filter(None, [warning, sample and f"**{sample}**"]))
 
 
 def preset_config(bottleneck: str = "soft_vqvae", dataset: str = "mnist", **fields) -> Config:

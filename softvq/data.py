@@ -15,8 +15,13 @@
 
 The data root is the ``root`` argument, else the ``SOFTVQ_DATA`` environment variable,
 else ``./data``. ``download(names)`` fetches mnist, svhn and cifar10 into it; notebooks do so by
-default only on Colab (``on_colab()``). Loaded tensors are memoised per process, so callers share
-them and must not modify them in place.
+default only on Colab (``on_colab()``). ``missing(names)`` says which data sets are absent and
+``missing_message`` how to get them, so that a command can check its data before it starts.
+
+The package embeds a small sample of mnist and cifar10-jpeg (``SAMPLE_DIR``, described in its
+README.md): the data sets named in ``SOFTVQ_SAMPLE`` (comma-separated) are read from it instead of the
+data root. ``reproduce.py --budget quick`` does so for those that are missing. Loaded tensors are
+memoised per process, so callers share them and must not modify them in place.
 """
 
 from __future__ import annotations
@@ -58,6 +63,12 @@ CIFAR10_FILES = (
     "batches.meta", "data_batch_1", "data_batch_2", "data_batch_3",
     "data_batch_4", "data_batch_5", "test_batch",
 )
+SAMPLE_DIR = Path(__file__).with_name("sample_data")
+SAMPLE_FILES = {"mnist": "mnist.npz", "cifar10-jpeg": "cifar10_LOSSY_jpeg_q75_sample.tar.gz"}
+SAMPLE_SIZES = {"mnist": (2_000, 500), "cifar10-jpeg": (2_000, 500)}      # (training, test) images
+SAMPLE_CONTENTS = {"mnist": "MNIST, the first 2,000 training and 500 test images",
+                   "cifar10-jpeg": "the lossy JPEG copy of CIFAR-10, the first 200 training and 50 test images "
+                                   "of each class"}
 _SHAPES = {
     "mnist": (1, 28, 28),
     "svhn": (3, 32, 32),
@@ -112,6 +123,74 @@ def download(names: Iterable[str], root: str | os.PathLike | None = None) -> Pat
     return root
 
 
+def sampled() -> tuple[str, ...]:
+    """The data sets read from the embedded sample: those named in ``$SOFTVQ_SAMPLE`` (comma-separated).
+
+    Raises:
+        ValueError: a name the sample does not hold.
+    """
+    names = tuple(n.strip() for n in os.environ.get("SOFTVQ_SAMPLE", "").split(",") if n.strip())
+    unknown = [n for n in names if n not in SAMPLE_FILES]
+    if unknown:
+        raise ValueError(f"SOFTVQ_SAMPLE names {', '.join(unknown)}; the embedded sample holds {', '.join(SAMPLE_FILES)}")
+    return names
+
+
+def sample_note(names: Iterable[str]) -> str:
+    """One sentence saying which of the data sets `names` are read from the embedded sample; empty when none."""
+    used = [n for n in dict.fromkeys(names) if n in sampled()]
+    if not used:
+        return ""
+    return f"Made from the embedded data sample ({'; '.join(SAMPLE_CONTENTS[n] for n in used)}), not the full data."
+
+
+def expected_files(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """The files (for ``folder:`` names, the two split folders) that data set `name` is read from."""
+    _check_name(name)
+    root = data_root(root).resolve()
+    if name.startswith(FOLDER_PREFIX):
+        base = Path(name[len(FOLDER_PREFIX):]).expanduser()
+        return [base / split for split in SPLITS]
+    if name == "cifar10-jpeg":
+        return [root / CIFAR10_JPEG_TARBALL]
+    if name == "mnist":                     # torchvision checks all four, whatever the split
+        return [root / "MNIST" / "raw" / f for f in MNIST_FILES]
+    if name == "svhn":
+        return [root / f"{split}_32x32.mat" for split in SPLITS]
+    return [root / "cifar-10-batches-py" / f for f in CIFAR10_FILES]
+
+
+def missing(names: Iterable[str], root: str | os.PathLike | None = None) -> dict[str, list[Path]]:
+    """The data sets of `names` whose files are not all there (those read from the sample never are), each
+    with the files expected."""
+    absent = {}
+    for name in dict.fromkeys(names):
+        expected = expected_files(name, root)
+        if name not in sampled() and not all(p.exists() for p in expected):
+            absent[name] = expected
+    return absent
+
+
+def how_to_get(names: Iterable[str]) -> str:
+    """The two ways to provide the data sets `names`: download them where there is internet, or point the
+    data root at a copy."""
+    names = list(dict.fromkeys(names))
+    fetchable = [n for n in names if n in DOWNLOADABLE]
+    ways = [f"download them on a machine that is online (`python -m softvq download {' '.join(fetchable)}`; "
+            f"`python reproduce.py` does so by default)"] if fetchable else []
+    ways.append("point --data-root or SOFTVQ_DATA at a folder that holds a copy")
+    fixed = [n for n in names if n not in DOWNLOADABLE]
+    cannot = f" {', '.join(fixed)} cannot be downloaded." if fixed else ""
+    return f"To get them, {', or '.join(ways)}.{cannot}"
+
+
+def missing_message(absent: dict[str, list[Path]]) -> str:
+    """What `missing` found, in one message: each data set with the paths expected, then how to get them."""
+    lines = [f"missing data: {', '.join(absent)}. Expected:"]
+    lines += [f"  {name}: {', '.join(map(str, paths))}" for name, paths in absent.items()]
+    return "\n".join([*lines, how_to_get(absent)])
+
+
 def cache_dir() -> Path:
     """Cache folder for decoded datasets: ``$SOFTVQ_CACHE``, else ``~/.cache/softvq``."""
     return Path(os.environ.get("SOFTVQ_CACHE") or "~/.cache/softvq").expanduser()
@@ -157,16 +236,18 @@ def load_dataset(
     _check_name(name)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return _load(name, split, data_root(root).resolve(), download)
+    return _load(name, split, data_root(root).resolve(), download, name in sampled())
 
 
 @functools.lru_cache(maxsize=4)
-def _load(name: str, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _load(name: str, split: str, root: Path, download: bool, sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Memoised body of ``load_dataset``: uint8 loaders, then scaling to [0, 1]."""
-    if name.startswith(FOLDER_PREFIX):
+    if sample:
+        x, y = _load_sample(name, split)
+    elif name.startswith(FOLDER_PREFIX):
         x, y = _load_folder(name, split)
     elif name == "cifar10-jpeg":
-        x, y = _load_cifar10_jpeg(root, split)
+        x, y = _load_cifar10_jpeg(_cifar10_jpeg_tarball(root), split)
     else:
         x, y = _load_torchvision(name, split, root, download)
     return x.float().div_(255), y
@@ -191,11 +272,14 @@ def _not_found(name: str, expected: list[Path], how: str) -> DatasetNotFoundErro
     return DatasetNotFoundError(f"dataset {name!r} not found. Expected:\n{paths}\n{how}")
 
 
-def _hint(download_possible: bool) -> str:
-    hint = "Set SOFTVQ_DATA (or pass root=...) to a folder that holds these files"
-    if download_possible:
-        return hint + " in torchvision's layout, or pass download=True when online."
-    return hint + "; this file cannot be downloaded automatically."
+def _load_sample(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of the embedded sample of `name` as uint8 images (N, C, H, W) and int64 labels."""
+    path = SAMPLE_DIR / SAMPLE_FILES[name]
+    if name == "cifar10-jpeg":
+        return _load_cifar10_jpeg(path, split)
+    with np.load(path) as arrays:
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long()     # (N, 28, 28) -> (N, 1, 28, 28)
 
 
 # --- mnist, svhn, cifar10 via torchvision ------------------------------------------
@@ -215,22 +299,13 @@ def _load_torchvision(name: str, split: str, root: Path, download: bool) -> tupl
     except RuntimeError as err:
         if not str(err).startswith("Dataset not found"):
             raise
-        raise _not_found(name, _torchvision_files(name, split, root), _hint(download_possible=True)) from None
+        raise _not_found(name, expected_files(name, root), how_to_get([name])) from None
     if name == "mnist":
         return ds.data.unsqueeze(1), ds.targets  # (N, 1, 28, 28) uint8, (N,) int64
     if name == "svhn":
         return torch.from_numpy(ds.data), torch.from_numpy(ds.labels)  # (N, 3, 32, 32), (N,)
     x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
     return x, torch.tensor(ds.targets, dtype=torch.int64)
-
-
-def _torchvision_files(name: str, split: str, root: Path) -> list[Path]:
-    """The files torchvision looks for (MNIST checks all four, whatever the split)."""
-    if name == "mnist":
-        return [root / "MNIST" / "raw" / f for f in MNIST_FILES]
-    if name == "svhn":
-        return [root / f"{split}_32x32.mat"]
-    return [root / "cifar-10-batches-py" / f for f in CIFAR10_FILES]
 
 
 # --- image folders and the lossy JPEG copy of CIFAR-10 -------------------------------
@@ -278,22 +353,17 @@ def _cifar10_jpeg_tarball(root: Path) -> Path:
     """The lossy CIFAR-10 tarball in ``root``; DatasetNotFoundError when it is missing."""
     tarball = root / CIFAR10_JPEG_TARBALL
     if not tarball.is_file():
-        raise _not_found(
-            "cifar10-jpeg",
-            [tarball],
-            _hint(download_possible=False) + " (see SOURCES.md next to the shared data).",
-        )
+        raise _not_found("cifar10-jpeg", [tarball], how_to_get(["cifar10-jpeg"]))
     return tarball
 
 
-def _load_cifar10_jpeg(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load the lossy JPEG CIFAR-10 copy, decoding the tarball on first use only.
+def _load_cifar10_jpeg(tarball: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load a tarball of the lossy JPEG CIFAR-10 copy (or of its sample), decoding it on first use only.
 
     The cache files are named after the tarball's SHA-256, so a different tarball never
     reuses a stale cache. First use decodes the 60,000 JPEGs straight from the tarball;
     later loads take about 1 s.
     """
-    tarball = _cifar10_jpeg_tarball(root)
     digest = hashlib.sha256(tarball.read_bytes()).hexdigest()[:16]
     cached = {s: cache_dir() / f"cifar10-jpeg-{digest}-{s}.pt" for s in SPLITS}
     if not cached[split].is_file():

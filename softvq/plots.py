@@ -30,6 +30,11 @@ def save_figure(fig: matplotlib.figure.Figure, path, dpi: int = 120) -> Path:
     return path
 
 
+def title_lines(*lines: str) -> str:
+    """A figure title of the non-empty `lines`, one per line (e.g. `data.sample_note(...)` first)."""
+    return "\n".join(filter(None, lines))
+
+
 def plot_history(history: Mapping[str, Sequence[float]], title: str = "") -> matplotlib.figure.Figure:
     """Training curves of a record's "history": one panel per loss term against the iteration."""
     terms = [k for k in history if k != "iteration"]

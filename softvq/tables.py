@@ -214,10 +214,10 @@ def write_csv_md(numbers: pd.DataFrame, display: pd.DataFrame, stem: str, figure
 
 def write_table(df: pd.DataFrame, stem: str, figures_dir="figures", note: str = "",
                 metrics: Sequence[str] | None = None, budget: str = budgets.COMMITTED) -> tuple[Path, Path]:
-    """figures/<stem>.csv (all numbers) and .md (the budget's banner when it is not the committed one, a
-    budget line and `note`, then the display table)."""
+    """figures/<stem>.csv (all numbers) and .md (the budget's banner when it is not the committed one or the
+    data came from the embedded sample, a budget line and `note`, then the display table)."""
     return write_csv_md(df, format_table(df, metrics), stem, figures_dir,
-                        [budgets.banner(budget), budget_note(df) + (f" {note}" if note else "")])
+                        [budgets.banner(budget, df["dataset"]), budget_note(df) + (f" {note}" if note else "")])
 
 
 # ------------------------------------------------------------------------------------- seed statistics
@@ -244,7 +244,8 @@ def seed_statistics(configs: Iterable[Config] | Mapping[str, Sequence[Config]], 
                     results_dir=experiments.RESULTS_DIR, records: Mapping[str, Sequence[dict]] | None = None
                     ) -> pd.DataFrame:
     """Per row and metric: the seeds found, mean, 95 % t-interval, and (other rows) the one-sided p-value
-    that row `reference` is better. Rows as in `collect`; rows given as `records` count as fixed numbers."""
+    that row `reference` is better. Rows as in `collect`; rows given as `records` count as fixed numbers.
+    df.attrs["datasets"] lists the data sets of the records found."""
     found = {name: list(recs) for name, recs in (records or {}).items()}
     for name, cs in group_configs(configs).items():
         found[name] = [r for r in (load_record(c, results_dir) for c in cs) if r is not None]
@@ -260,8 +261,13 @@ def seed_statistics(configs: Iterable[Config] | Mapping[str, Sequence[Config]], 
                         "p_reference_better": math.nan if name == reference else
                         p_better(ref, values, fixed=name in (records or {}))})
     df = pd.DataFrame(out)
-    df.attrs["reference"] = reference
+    df.attrs.update(reference=reference, datasets=_datasets(found))
     return df
+
+
+def _datasets(records: Mapping[str, Sequence[dict]]) -> list[str]:
+    """The data sets of {row: records} (of those that hold their config), in order of appearance."""
+    return list(dict.fromkeys(r["config"]["dataset"] for recs in records.values() for r in recs if "config" in r))
 
 
 def format_statistics(df: pd.DataFrame) -> pd.DataFrame:
@@ -288,7 +294,7 @@ def write_statistics(df: pd.DataFrame, stem: str, figures_dir="figures", note: s
                f"one-sample t-test against a deterministic row such as raw pixels); {tests} tests, not corrected "
                f"for multiplicity (Bonferroni at 5 %: p < {0.05 / max(tests, 1):.2g}).")
     return write_csv_md(df.set_index("row"), format_statistics(df), stem, figures_dir,
-                        [budgets.banner(budget), explain + (f" {note}" if note else "")])
+                        [budgets.banner(budget, df.attrs.get("datasets", ())), explain + (f" {note}" if note else "")])
 
 
 # ------------------------------------------------------------------------------------ codebook usage
@@ -299,7 +305,8 @@ CODEBOOK_STATS = {"codewords_used": "codewords used", "dead_codewords": "dead", 
 
 def codebook_table(records: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
     """Mean and sample std over seeds of each codebook statistic (the "codebook" entry that VQ-VAE and soft
-    VQ-VAE results JSONs carry) per row of {row: records}; records without one are skipped."""
+    VQ-VAE results JSONs carry) per row of {row: records}; records without one are skipped.
+    df.attrs["datasets"] lists the records' data sets."""
     rows = {}
     for name, recs in records.items():
         found = [r["codebook"] for r in recs if "codebook" in r]
@@ -311,6 +318,7 @@ def codebook_table(records: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
         rows[name] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "row"
+    df.attrs["datasets"] = _datasets(records)
     return df
 
 
@@ -324,4 +332,4 @@ def write_codebook_table(df: pd.DataFrame, stem: str, figures_dir="figures", not
     for key, label in CODEBOOK_STATS.items():
         display[label] = ["–" if not np.isfinite(v) else f"{v:.3g}" + (f" ± {s:.2g}" if np.isfinite(s) else "")
                           for v, s in zip(df[key], df[f"{key}_std"])]
-    return write_csv_md(df, display, stem, figures_dir, [budgets.banner(budget), note])
+    return write_csv_md(df, display, stem, figures_dir, [budgets.banner(budget, df.attrs.get("datasets", ())), note])

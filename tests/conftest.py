@@ -46,10 +46,10 @@ def table1_dir(tmp_path):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `cuda` run only where CUDA is (benchmarks/gpu_check.py runs them on a GPU)."""
+    """Tests marked `cuda` run only where CUDA is (`python -m softvq gpu-check` runs their checks on a GPU)."""
     if torch.cuda.is_available():
         return
-    skip = pytest.mark.skip(reason="needs CUDA (run benchmarks/gpu_check.py on a GPU machine)")
+    skip = pytest.mark.skip(reason="needs CUDA (`python -m softvq gpu-check` runs them on a GPU machine)")
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)

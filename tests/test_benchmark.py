@@ -1,4 +1,6 @@
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,9 +57,21 @@ def test_launcher_speed_times_inline_and_local_jobs(mnist_root, tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the check runs for real")
-def test_gpu_check_without_cuda_says_so_and_succeeds():
-    done = subprocess.run([sys.executable, "-m", "softvq", "gpu-check"], capture_output=True, text=True)
-    assert done.returncode == 0 and "no CUDA device" in done.stdout
+def test_gpu_check_without_cuda_says_so_and_succeeds_from_the_package_alone(tmp_path):
+    """As after a plain pip install: only the package (a copy, outside the checkout), run from an empty folder."""
+    site, empty = tmp_path / "site", tmp_path / "empty"
+    shutil.copytree(SCRIPT.parents[1] / "softvq", site / "softvq", ignore=shutil.ignore_patterns("__pycache__"))
+    empty.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.check_output([sys.executable, "-c", "import softvq; print(softvq.__file__)"], cwd=empty,
+                                    env=env, text=True)
+    assert Path(where.strip()).is_relative_to(site)
+    done = subprocess.run([sys.executable, "-m", "softvq", "gpu-check"], cwd=empty, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "no CUDA device" in done.stdout and not list(empty.iterdir())
+    wrapper = subprocess.run([sys.executable, str(SCRIPT.parent / "gpu_check.py"), "--quick"], capture_output=True,
+                             text=True)
+    assert wrapper.returncode == 0 and "no CUDA device" in wrapper.stdout
 
 
 def test_platform_compare_pairs_the_same_runs_from_two_folders(tmp_path):

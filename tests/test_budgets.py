@@ -41,3 +41,13 @@ def test_the_paper_budget_runs_table2_on_both_real_datasets():
     assert budgets.budget("paper")["table2_datasets"] == ("svhn", "cifar10")
     assert budgets.budget("cpu")["table2_datasets"] == budgets.budget("quick")["table2_datasets"] == ("cifar10-jpeg",)
     assert budgets.budget("cpu")["table2_sweep_seeds"] == (0, 1)
+
+
+def test_runs_on_the_embedded_sample_write_apart_and_say_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "cifar10-jpeg")
+    assert budgets.output_root("quick", tmp_path) == tmp_path / "outputs" / "quick-sample"
+    assert budgets.output_root("cpu", tmp_path) == tmp_path / "outputs" / "cpu-sample"   # never the committed folders
+    assert budgets.banner("cpu", ["mnist"]) == ""
+    first = budgets.banner("quick", ["mnist", "cifar10-jpeg"])
+    assert first.startswith("**Budget 'quick'**") and "embedded data sample (the lossy JPEG copy" in first
+    assert "MNIST" not in first and "\n" not in first

@@ -1,7 +1,6 @@
 """What Colab needs: the notebooks' install cell and badges, data on request, and a run in a kernel without softvq."""
 import json
 import re
-import runpy
 import shutil
 import site
 import subprocess
@@ -72,13 +71,6 @@ def test_on_colab(monkeypatch):
     assert not data.on_colab()
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     assert data.on_colab()
-
-
-def test_reproduce_passes_download_only_when_asked(tmp_path):
-    reproduce = runpy.run_path(str(ROOT / "reproduce.py"))
-    folders = ["--results", str(tmp_path / "r"), "--figures", str(tmp_path / "f"), "--checkpoints", str(tmp_path / "c")]
-    parameters = [reproduce["parameters"](reproduce["parse_args"](folders + extra)) for extra in ([], ["--download"])]
-    assert "download" not in parameters[0] and parameters[1]["download"] is True
 
 
 def _imports_softvq(python: Path, cwd: Path) -> bool:

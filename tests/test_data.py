@@ -1,5 +1,6 @@
 import os
 import tarfile
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from softvq import data
+from softvq import data, sample
 from softvq.data import (
     CIFAR10_CLASSES,
     CIFAR10_JPEG_TARBALL,
@@ -50,7 +51,7 @@ def test_missing_mnist_error_names_paths_and_fix(tmp_path):
         load_dataset("mnist", root=tmp_path)
     message = str(info.value)
     assert str(tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte") in message
-    assert "SOFTVQ_DATA" in message and "download=True" in message
+    assert "SOFTVQ_DATA" in message and "python -m softvq download mnist" in message
     assert isinstance(info.value, FileNotFoundError)
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
@@ -165,3 +166,68 @@ def test_image_folder_rejects_mixed_sizes(tmp_path):
         Image.new("RGB", size).save(tmp_path / "train" / f"c{i}" / "a.png")
     with pytest.raises(ValueError, match="differ in size"):
         load_dataset(f"folder:{tmp_path}")
+
+
+# --- the embedded sample ----------------------------------------------------------------
+
+
+def test_the_sample_holds_what_its_note_says(monkeypatch):
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist,cifar10-jpeg")
+    monkeypatch.setenv("SOFTVQ_DATA", "/nonexistent")              # not read: the sample stands in
+    for name, sizes in data.SAMPLE_SIZES.items():
+        for split, n in zip(data.SPLITS, sizes):
+            x, y = load_dataset(name, split)
+            assert x.shape == (n, *dataset_shape(name)) and x.dtype == torch.float32 and y.dtype == torch.int64
+            assert 0 <= x.min() and x.max() <= 1 and set(y.tolist()) == set(range(10))
+    assert torch.bincount(load_dataset("cifar10-jpeg", "test")[1]).tolist() == [50] * 10
+    assert data.missing(["mnist", "cifar10-jpeg"]) == {}
+
+
+def test_the_sample_is_small_and_ships_in_the_package():
+    files = sorted(p for p in data.SAMPLE_DIR.iterdir() if p.is_file())
+    assert {p.name for p in files} == {*data.SAMPLE_FILES.values(), "README.md"}
+    assert sum(p.stat().st_size for p in files) < 3e6
+    tomllib = pytest.importorskip("tomllib")                        # Python 3.11
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    globs = project["tool"]["setuptools"]["package-data"]["softvq"]
+    assert all(any(fnmatch(f"sample_data/{p.name}", g) for g in globs) for p in files)
+
+
+def test_the_full_data_is_read_unless_the_sample_is_asked_for(mnist_root, monkeypatch):
+    monkeypatch.delenv("SOFTVQ_SAMPLE", raising=False)
+    full = load_dataset("mnist", "test", root=mnist_root)
+    assert len(full[0]) == 10_000 and data.sample_note(["mnist"]) == ""
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist")
+    part = load_dataset("mnist", "test", root=mnist_root)               # memoised apart from the full load
+    assert torch.equal(part[0], full[0][:500]) and torch.equal(part[1], full[1][:500])
+    assert "first 2,000 training and 500 test images" in data.sample_note(["mnist", "svhn"])
+
+
+def test_sample_names_are_checked(monkeypatch):
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist,svhn")
+    with pytest.raises(ValueError, match="SOFTVQ_SAMPLE names svhn"):
+        data.sampled()
+
+
+@pytest.mark.slow
+def test_the_sample_rebuilds_byte_for_byte_from_the_full_data(mnist_root, tmp_path):
+    if not (mnist_root / CIFAR10_JPEG_TARBALL).is_file():
+        pytest.skip(f"needs {CIFAR10_JPEG_TARBALL} beside MNIST")
+    sample.main(["--data-root", str(mnist_root), "--out", str(tmp_path)])
+    for name in data.SAMPLE_FILES.values():
+        assert (tmp_path / name).read_bytes() == (data.SAMPLE_DIR / name).read_bytes(), name
+
+
+# --- the up-front check -----------------------------------------------------------------
+
+
+def test_missing_names_each_absent_dataset_with_its_paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOFTVQ_SAMPLE", raising=False)
+    (tmp_path / CIFAR10_JPEG_TARBALL).write_bytes(b"")
+    absent = data.missing(["svhn", "cifar10-jpeg", "mnist", "svhn"], tmp_path)
+    assert list(absent) == ["svhn", "mnist"]
+    assert absent["svhn"] == [tmp_path / "train_32x32.mat", tmp_path / "test_32x32.mat"]
+    message = data.missing_message(absent)
+    assert message.startswith("missing data: svhn, mnist.") and str(tmp_path / "test_32x32.mat") in message
+    assert "python -m softvq download svhn mnist" in message and "--data-root or SOFTVQ_DATA" in message
+    assert "cannot be downloaded" in data.missing_message(data.missing(["cifar10-jpeg"], tmp_path / "x"))

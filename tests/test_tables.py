@@ -143,3 +143,11 @@ def test_codebook_table_from_records(tmp_path):
     assert df.loc["ae", "seeds"] == 0
     md = tables.write_codebook_table(df, "cb", tmp_path)[1].read_text()
     assert "3 ± 1.4" in md and "soft VQ-VAE" in md
+
+
+def test_tables_made_from_the_embedded_sample_say_so_first(table1_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist")
+    configs, results = table1_dir
+    for md in (tables.write_table(tables.collect(configs, results), "t", tmp_path, budget="quick")[1],
+               tables.write_statistics(tables.seed_statistics(configs, "soft_vqvae", results), "s", tmp_path)[1]):
+        assert "Made from the embedded data sample (MNIST" in md.read_text().splitlines()[0]
