@@ -9,7 +9,8 @@
     python reproduce.py --budget paper --no-download    # never download: stop with one message if data is missing
     python reproduce.py --budget paper --launcher slurm --partition gpu --gpus-per-job 1   # stacks as Slurm jobs
 
-The "cpu" budget reads and writes the committed figures/ and results/; every other budget writes under
+The "cpu" budget reads and writes the committed figures/ and results/ (and copies the tables into the marked
+blocks of README.md and docs/*.md); every other budget writes under
 outputs/<budget>/ (git-ignored), so a quick run never touches the committed files. Executed notebooks go
 to outputs/<budget>/notebooks/, their timings to outputs/<budget>/reproduce_timings.json. Training runs
 whose results JSON exists are skipped, so a second call only redoes the tables and plots; --no-train trains
@@ -184,19 +185,28 @@ def summary(figures: Path, since: float) -> str:
     return "\n".join(lines)
 
 
-def update_readme(figures: Path, readme: Path = ROOT / "README.md") -> list[str]:
-    """Replace each `<!-- name -->` ... `<!-- /name -->` block of the README with figures/<name>.md (the
-    committed budget's tables); returns the names replaced."""
-    text, names = readme.read_text(), []
-    for name in re.findall(r"^<!-- (\w+) -->$", text, flags=re.MULTILINE):
-        table = figures / f"{name}.md"
-        if table.exists():
-            block = f"<!-- {name} -->\n{table.read_text().strip()}\n<!-- /{name} -->"
-            text = re.sub(rf"^<!-- {name} -->$.*?^<!-- /{name} -->$", lambda _: block, text,
-                          flags=re.MULTILINE | re.DOTALL)
-            names.append(name)
-    write_atomic(readme, lambda f: f.write(text.encode()))
-    return names
+def pages() -> list[Path]:
+    """The pages that hold generated tables: README.md and docs/*.md."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def update_pages(figures: Path, targets: list[Path] | None = None) -> dict[str, list[str]]:
+    """Replace each `<!-- name -->` ... `<!-- /name -->` block of every page (default: `pages()`) with
+    figures/<name>.md (the committed budget's tables); returns the names replaced, by page."""
+    replaced = {}
+    for page in targets or pages():
+        text, names = page.read_text(), []
+        for name in re.findall(r"^<!-- (\w+) -->$", text, flags=re.MULTILINE):
+            table = figures / f"{name}.md"
+            if table.exists():
+                block = f"<!-- {name} -->\n{table.read_text().strip()}\n<!-- /{name} -->"
+                text = re.sub(rf"^<!-- {name} -->$.*?^<!-- /{name} -->$", lambda _: block, text,
+                              flags=re.MULTILINE | re.DOTALL)
+                names.append(name)
+        if text != page.read_text():
+            write_atomic(page, lambda f: f.write(text.encode()))
+        replaced[page.relative_to(ROOT).as_posix() if page.is_relative_to(ROOT) else str(page)] = names
+    return replaced
 
 
 def main(argv=None) -> int:
@@ -226,8 +236,9 @@ def main(argv=None) -> int:
     print(f"total {total:.0f} s\n")
     write_timings(where["outputs"].parent / "reproduce_timings.json", args, timings, failures, total)
     print(summary(where["figures_dir"], started))
-    if where["figures_dir"] == (ROOT / "figures").resolve():     # the committed tables: into the README too
-        print("README tables updated:", ", ".join(update_readme(where["figures_dir"])))
+    if where["figures_dir"] == (ROOT / "figures").resolve():     # the committed tables: into README and docs too
+        for page, names in update_pages(where["figures_dir"]).items():
+            print(f"{page} tables updated:", ", ".join(names) or "none")
     return 1 if failures else 0
 
 
