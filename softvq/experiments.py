@@ -19,6 +19,7 @@ import torch
 
 from . import codebook, data, launch, metrics
 from .bottlenecks import BOTTLENECKS, REDUCTIONS
+from .estimator_swap import swap as swap_estimators
 from .model import RECONSTRUCTIONS, build_model
 from .io import save_atomic, write_json
 from .provenance import code_version
@@ -481,6 +482,8 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
                     device=device, checkpoint=ckpt, checkpoint_every=checkpoint_every, progress=progress,
                     precision=first.precision, compile=first.compile)
     codes = codebook.assignments(model, x_ev) if first.bottleneck in QUANTIZERS else None
+    swaps = (swap_estimators(model, x_ev, [c.noise_std for c in configs], first.seed)
+             if first.bottleneck == "soft_vqvae" else None)
     z_tr = model.encode(x_tr).cpu()
     z_ev = codes["z_e"] if codes is not None else model.encode(x_ev).cpu()      # the same z_e, encoded once
     terms = [k for k in history if k not in ("iteration", "wall_time")]
@@ -496,6 +499,8 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
                   "eval_time_s": time.perf_counter() - began, "code_version": version}
         if codes is not None:
             record["codebook"] = codebook.statistics(codes, m)
+        if swaps is not None:
+            record["estimator_swap"] = swaps[m]
         write_json(record, result_path(c, results_dir))
         records.append(record)
     return (records, model, history) if keep_model else records

@@ -1,4 +1,5 @@
 """The estimator option (posterior mean, sample, argmax), the drop-in quantizer on feature maps, and SQ-VAE."""
+import math
 import pytest
 import torch
 
@@ -133,3 +134,28 @@ def test_sqvae_loss_is_the_closed_form_expectation_and_evaluation_is_hard():
     bn.eval()
     z_eval, _, _ = bn(h)
     torch.testing.assert_close(z_eval, nearest_codeword(z, bn.codebook)[0])
+
+
+def test_estimator_swap_on_a_trained_stack_is_recorded(tmp_path, mnist_root):
+    """Theorem 1 at test time: every soft VQ-VAE results JSON carries the swap of its estimator."""
+    from softvq.experiments import Config, run_stack
+    configs = [Config(iterations=20, train_size=200, eval_size=100, kmeans_n_init=2, probe_iterations=5,
+                      noise_std=0.1, seed=s, K=8, d=4) for s in (0, 1)]
+    records = run_stack(configs, root=mnist_root, results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c",
+                        progress=False)
+    for record in records:
+        swap = record["estimator_swap"]
+        assert set(swap) == set(ESTIMATORS)
+        assert all(v >= 0 and math.isfinite(v) for s in swap.values() for v in s.values())
+
+
+def test_estimator_swap_mean_is_the_trained_decoder_input():
+    """Without noise the swap's "mean" decodes exactly what the trained model decodes at evaluation."""
+    from softvq.estimator_swap import swap
+    model = build_model((1, 28, 28), "soft_vqvae", 4, seeds=[0], num_codes=8, widths=[16, 16, 16])
+    x = torch.rand(30, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    scores = swap(model, x)[0]
+    with model.evaluating():
+        (xb,) = model.stacked_batches(x, len(x))
+        expected = model(xb)["losses"]["recon"]
+    assert math.isclose(scores["mean"]["recon_loss"], float(expected), rel_tol=1e-5)
