@@ -10,10 +10,10 @@
     python reproduce.py --budget paper --launcher slurm --partition gpu --gpus-per-job 1   # stacks as Slurm jobs
 
 The "cpu" budget reads and writes the committed figures/ and results/ (and copies the tables into the marked
-blocks of README.md and docs/*.md); every other budget writes under
-outputs/<budget>/ (git-ignored), so a quick run never touches the committed files. Executed notebooks go
-to outputs/<budget>/notebooks/, their timings to outputs/<budget>/reproduce_timings.json. Training runs
-whose results JSON exists are skipped, so a second call only redoes the tables and plots; --no-train trains
+blocks of README.md and docs/*.md); every other budget writes under outputs/<budget>/ (git-ignored), so a quick
+run never touches the committed files. Executed notebooks go to outputs/<budget>/notebooks/, their timings to
+outputs/<budget>/reproduce_timings.json (outputs/<budget>-sample/ when the embedded sample is read). Training
+runs whose results JSON exists are skipped, so a second call only redoes the tables and plots; --no-train trains
 nothing at all. With --launcher local or slurm, each notebook runs its training stacks as submitit jobs and
 waits for them (--no-wait: submits and goes on; a later --no-train call builds the tables).
 
@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from softvq import budgets, data, launch
+from softvq.config import field_type
 from softvq.io import write_atomic, write_json
 from softvq.provenance import code_version
 from softvq.train import PRECISIONS
@@ -52,8 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--budget", choices=["quick", "cpu", "paper"], default="quick")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this notebook (repeatable): a name like 04_tables, its number 04, or 'tables'")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of the tables (default: the budget's)")
-    parser.add_argument("--iterations", type=int, default=None, help="training iterations (default: the budget's)")
+    parser.add_argument("--seeds", type=field_type("seed"), nargs="+", default=None,
+                        help="seeds of the tables (default: the budget's)")
+    parser.add_argument("--iterations", type=field_type("iterations"), default=None,
+                        help="training iterations (default: the budget's)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
     parser.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
@@ -98,7 +101,8 @@ def folders(args: argparse.Namespace) -> dict[str, Path]:
     """The figures, results, checkpoints and executed-notebooks folders: given ones, else the budget's."""
     figures, results, checkpoints = budgets.output_dirs(args.budget, args.figures, args.results, args.checkpoints,
                                                         base=ROOT)
-    outputs = Path(args.outputs) if args.outputs else ROOT / "outputs" / args.budget / "notebooks"
+    executed = ROOT / "outputs" / budgets.outputs_name(args.budget) / "notebooks"
+    outputs = Path(args.outputs) if args.outputs else executed
     return {"figures_dir": figures.resolve(), "results_dir": results.resolve(),
             "checkpoint_dir": checkpoints.resolve(), "outputs": outputs.resolve()}
 

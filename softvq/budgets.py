@@ -74,9 +74,13 @@ def output_root(name: str = COMMITTED, base: Path | None = None) -> Path:
     committed figures and results; outputs/<name>-sample/ when a data set is read from the embedded sample."""
     budget(name)                                    # refuses an unknown name
     base = Path(base) if base is not None else project_dir()
-    if data.sampled():
-        return base / "outputs" / f"{name}-sample"
-    return base if name == COMMITTED else base / "outputs" / name
+    return base if name == COMMITTED and not data.sampled() else base / "outputs" / outputs_name(name)
+
+
+def outputs_name(name: str) -> str:
+    """The folder under outputs/ that budget `name` writes to (for the committed budget, its executed notebooks
+    only): the budget's name, with "-sample" when a data set is read from the embedded sample."""
+    return f"{name}-sample" if data.sampled() else name
 
 
 def output_dirs(name: str = COMMITTED, figures_dir=None, results_dir=None, checkpoint_dir=None,

@@ -132,7 +132,8 @@ def sampled() -> tuple[str, ...]:
     names = tuple(n.strip() for n in os.environ.get("SOFTVQ_SAMPLE", "").split(",") if n.strip())
     unknown = [n for n in names if n not in SAMPLE_FILES]
     if unknown:
-        raise ValueError(f"SOFTVQ_SAMPLE names {', '.join(unknown)}; the embedded sample holds {', '.join(SAMPLE_FILES)}")
+        raise ValueError(f"SOFTVQ_SAMPLE names {', '.join(unknown)}; "
+                         f"the embedded sample holds {', '.join(SAMPLE_FILES)}")
     return names
 
 

@@ -14,15 +14,19 @@ from softvq import experiments
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
 
 
-def test_train_speed_benchmark_prints_one_json_line(mnist_root):
-    out = subprocess.run([sys.executable, str(SCRIPT), "--models", "2", "--iterations", "2", "--device", "cpu",
-                          "--data-root", str(mnist_root)], check=True, capture_output=True, text=True).stdout
+def test_train_speed_benchmark_compares_trainer_and_plain_loop_in_one_json(mnist_root, tmp_path):
+    out = subprocess.run([sys.executable, str(SCRIPT), "--stacks", "1", "2", "--iterations", "2", "--device", "cpu",
+                          "--data-root", str(mnist_root), "--out", str(tmp_path / "t.json")], check=True,
+                         capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["models"] == 2 and result["iterations_per_model"] == 2 and result["device"] == "cpu"
-    for kind in ("plain", "plain_in_memory", "plain_in_memory_ftz", "trainer"):
-        assert result[f"{kind}_ms_per_model_iteration"] > 0
-    ratio = result["plain_ms_per_model_iteration"] / result["trainer_ms_per_model_iteration"]
-    assert abs(result["speedup"] - ratio) < 0.01 * ratio + 0.01          # plain time / trainer time
+    assert result == json.loads((tmp_path / "t.json").read_text())
+    assert result["device"] == "cpu" and result["iterations"] == 2 and result["code_version"]["device"] == "cpu"
+    assert set(result["plain_ms_per_iteration"]) == {"plain", "plain_in_memory", "plain_in_memory_ftz"}
+    assert [(r["models"], r["compile"]) for r in result["trainer"]] == [(1, False), (2, False)]
+    one, two = (r["ms_per_model_iteration"] for r in result["trainer"])
+    assert result["stack_vs_one_model"]["2"] == pytest.approx(one / two, rel=0.01, abs=0.01)
+    assert result["one_model_vs_plain"] == pytest.approx(result["plain_ms_per_iteration"]["plain_in_memory"] / one,
+                                                         rel=0.01, abs=0.01)
 
 
 def test_stack_speed_reports_every_stack_and_precision(mnist_root, tmp_path):
@@ -72,6 +76,19 @@ def test_gpu_check_without_cuda_says_so_and_succeeds_from_the_package_alone(tmp_
     wrapper = subprocess.run([sys.executable, str(SCRIPT.parent / "gpu_check.py"), "--quick"], capture_output=True,
                              text=True)
     assert wrapper.returncode == 0 and "no CUDA device" in wrapper.stdout
+
+
+def test_gpu_check_records_each_self_test_and_goes_on_after_a_failure(monkeypatch):
+    from softvq import gpu_check
+    assert set(gpu_check.self_test_cases(None, None)) >= {"soft_quantize_extremes", "a_run_writes_its_record"}
+
+    def fails():
+        raise AssertionError("losses differ")
+    monkeypatch.setattr(gpu_check, "self_test_cases", lambda root, folder: {"passes": lambda: None, "fails": fails,
+                                                                          "also_passes": lambda: None})
+    result = gpu_check.self_tests(root=None)
+    assert result["passed"] == ["passes", "also_passes"]
+    assert result["failed"] == {"fails": "AssertionError: losses differ"}
 
 
 def test_platform_compare_pairs_the_same_runs_from_two_folders(tmp_path):

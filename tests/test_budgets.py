@@ -47,6 +47,7 @@ def test_runs_on_the_embedded_sample_write_apart_and_say_so(tmp_path, monkeypatc
     monkeypatch.setenv("SOFTVQ_SAMPLE", "cifar10-jpeg")
     assert budgets.output_root("quick", tmp_path) == tmp_path / "outputs" / "quick-sample"
     assert budgets.output_root("cpu", tmp_path) == tmp_path / "outputs" / "cpu-sample"   # never the committed folders
+    assert budgets.outputs_name("quick") == "quick-sample"
     assert budgets.banner("cpu", ["mnist"]) == ""
     first = budgets.banner("quick", ["mnist", "cifar10-jpeg"])
     assert first.startswith("**Budget 'quick'**") and "embedded data sample (the lossy JPEG copy" in first

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = {p.relative_to(ROOT).as_posix(): p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+PAGES = {p.relative_to(ROOT).as_posix(): p.read_text()
+         for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
 README = PAGES["README.md"]
 PYTHON_BLOCKS = [block for text in PAGES.values() for block in re.findall(r"```python\n(.*?)```", text, flags=re.S)]
 SHELL = "\n".join(b for text in PAGES.values() for b in re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S))
