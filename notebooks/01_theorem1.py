@@ -121,7 +121,7 @@ fig = plots.plot_theorem1(codebook, noisy, s, curves, descent)
 print("saved", plots.save_figure(fig, figures / "theorem1.png"))
 
 # %% [markdown]
-# Left: noisy codes (grey) move to their posterior means (blue). These lie between codewords when the
-# code is ambiguous; the hard quantizer (red circles) always jumps to one codeword.
+# Left: ambiguous noisy codes (black crosses) move along the blue arrows to their posterior means (blue
+# dots), which lie between codewords; the hard quantizer jumps to the nearest codeword (red dashed lines).
 # Middle: any other temperature gives a larger error. Right: the KL minimization converges to the
 # posterior mean.
