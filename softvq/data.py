@@ -103,13 +103,14 @@ def download(names: Iterable[str], root: str | os.PathLike | None = None) -> Pat
     already there; returns the data root. Needs internet for missing files.
 
     Only ``DOWNLOADABLE`` datasets can be fetched; ``cifar10-jpeg`` and ``folder:...`` names are checked
-    and refused when their files are missing.
+    and refused when their files are missing. Datasets read from the embedded sample (``sampled()``) need
+    nothing and are skipped.
 
     Raises:
         ValueError: an unknown name.
         DatasetNotFoundError: a dataset that cannot be downloaded is missing; nothing is fetched then.
     """
-    names, root = list(names), data_root(root).resolve()
+    names, root = [n for n in names if n not in sampled()], data_root(root).resolve()
     for name in names:
         _check_name(name)
         if name == "cifar10-jpeg":

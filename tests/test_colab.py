@@ -66,6 +66,12 @@ def test_download_accepts_a_lossy_cifar10_in_place(torchvision_calls, tmp_path):
     assert [name for name, _, _ in torchvision_calls] == ["CIFAR10", "CIFAR10"]
 
 
+def test_download_skips_what_the_embedded_sample_holds(torchvision_calls, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "cifar10-jpeg,mnist")
+    data.download(["cifar10-jpeg", "mnist", "svhn"], tmp_path)          # no tarball, yet nothing is refused
+    assert [call[0] for call in torchvision_calls] == ["SVHN", "SVHN"]
+
+
 def test_on_colab(monkeypatch):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     assert not data.on_colab()
