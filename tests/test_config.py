@@ -64,6 +64,7 @@ def test_cli_refuses_bad_values_before_running(argv, capsys, monkeypatch):
 
 
 def test_cli_reads_booleans(monkeypatch):
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist")                   # data for the up-front check, wherever this runs
     seen = []
     monkeypatch.setattr(experiments, "run", lambda configs, **k: seen.extend(configs) or [])
     for text, value in [("True", True), ("yes", True), ("1", True), ("FALSE", False), ("no", False), ("0", False)]:

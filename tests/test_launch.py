@@ -106,6 +106,7 @@ def fake_slurm(tmp_path, monkeypatch) -> Path:
 
 def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch, capsys):
     script = fake_slurm(tmp_path, monkeypatch)
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist")                   # data for the up-front check, wherever this runs
     cli.main(["preset", "table1", "--only", "ae", "vae", "--iterations", "10", "--seeds", "0", "1", "--results",
               str(tmp_path / "results"), "--launcher", "slurm", "--no-wait", "--jobs-dir", str(tmp_path / "jobs"),
               "--partition", "gpu", "--gpus-per-job", "1", "--time-limit", "90", "--array-parallelism", "1",
@@ -134,6 +135,7 @@ def test_launcher_options_are_checked_before_anything_runs(capsys):
 def test_a_failed_sweep_exits_non_zero_with_each_job_named(monkeypatch, tmp_path):
     failure = launch.Failure("77", "mnist-ae-d64-it10-s0-x", "FloatingPointError: non-finite loss", "/logs/77.err")
     monkeypatch.setattr(experiments, "run", lambda *a, **k: (_ for _ in ()).throw(launch.JobsFailed([failure])))
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist")                   # data for the up-front check, wherever this runs
     with pytest.raises(SystemExit) as exit_:
         cli.main(["run", "--iterations", "10", "--results", str(tmp_path)])
     assert "job 77 (mnist-ae-d64-it10-s0-x): FloatingPointError" in str(exit_.value.code)
