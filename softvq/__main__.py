@@ -9,6 +9,7 @@
     python -m softvq preset table1 --precision bf16 --compile --device cuda    # GPU numerics
     python -m softvq preset table1 --seeds 0 1 2 3 4 --launcher slurm --partition gpu --gpus-per-job 1
     python -m softvq gpu-check                        # on a CUDA machine: tests, speed, short Table 1 -> JSON
+    python -m softvq gpu-run table2                   # a GPU slot: Table 2 at the paper's budget, K / sigma_k sweep
     python -m softvq download mnist cifar10           # fetch data sets with torchvision (internet)
 
 run and preset first check that the data sets their configs need are in the data folder, and stop with one
@@ -20,7 +21,7 @@ import argparse
 import dataclasses
 import json
 
-from . import data, experiments, gpu_check, launch
+from . import data, experiments, gpu_check, gpu_run, launch
 from .bottlenecks import BOTTLENECKS
 from .experiments import Config
 from .train import PRECISIONS
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     preset.add_argument("--compile", action="store_true", help="torch.compile the training step")
     gpu = sub.add_parser("gpu-check", help="on a CUDA machine: CUDA tests, speed, a short Table 1 (one JSON)")
     gpu_check.add_arguments(gpu)
+    gpu_run.add_arguments(sub.add_parser("gpu-run", help="a GPU slot: Table 2 at the paper's budget (see softvq.gpu_run)"))
     fetch = sub.add_parser("download", help="fetch data sets into the data folder with torchvision (internet)")
     fetch.add_argument("names", nargs="+", choices=data.DOWNLOADABLE, metavar="NAME",
                        help=", ".join(data.DOWNLOADABLE))
@@ -104,6 +106,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.command == "gpu-check":
         raise SystemExit(gpu_check.run(args))
+    if args.command == "gpu-run":
+        raise SystemExit(gpu_run.run(args))
     if args.command == "download":
         print("downloaded into", data.download(args.names, args.data_root))
         return
