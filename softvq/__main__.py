@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     preset.add_argument("--compile", action="store_true", help="torch.compile the training step")
     gpu = sub.add_parser("gpu-check", help="on a CUDA machine: CUDA tests, speed, a short Table 1 (one JSON)")
     gpu_check.add_arguments(gpu)
-    gpu_run.add_arguments(sub.add_parser("gpu-run", help="a GPU slot: Table 2 at the paper's budget (see softvq.gpu_run)"))
+    gpu_run.add_arguments(sub.add_parser("gpu-run", help="a GPU slot: Table 2 at the paper's budget"))
     fetch = sub.add_parser("download", help="fetch data sets into the data folder with torchvision (internet)")
     fetch.add_argument("names", nargs="+", choices=data.DOWNLOADABLE, metavar="NAME",
                        help=", ".join(data.DOWNLOADABLE))
