@@ -11,10 +11,11 @@ VQ-VAE on CIFAR-10 (mean largest posterior 0.072 with K = 32) a matter of K or o
 
 Before it starts it prints a time plan: per stack (configs that train together), host and GPU time per step
 from a calibration table (CALIBRATION; docs/gpu.md derives it), and the start and end of each stack when
-`--workers` processes (default: one per stack) take the stacks in order, longest first, sharing the GPU. Each stack runs in its own process and writes
-its results JSONs when it finishes (`experiments.run`), with checkpoints every 2,000 iterations, so a slot cut
-short keeps every finished stack and a rerun skips them and resumes the others. A summary JSON beside the results
-(gpu_run_table2_<dataset>.json) records the plan and each stack's measured times, for the next calibration.
+`--workers` processes (default: one per stack) take the stacks in order, longest first, sharing the GPU. Each
+stack runs in its own process and writes its results JSONs when it finishes (`experiments.run`), with
+checkpoints every 2,000 iterations, so a slot cut short keeps every finished stack and a rerun skips them and
+resumes the others. A summary JSON beside the results (gpu_run_table2_<dataset>.json) records the plan and each
+stack's measured times, for the next calibration.
 """
 from __future__ import annotations
 
@@ -210,8 +211,8 @@ def run(args: argparse.Namespace) -> int:
     args.workers = args.workers or max(1, min(len(named), os.cpu_count() or 1))
     steps = plan(named, args.workers)
     header = (f"gpu-run table2 on {dataset}: {len(named)} stacks ({sum(s['models'] for s in steps)} of {runs} runs "
-              f"to train), {args.workers} workers, precision {args.precision}, compile {'on' if args.compile else 'off'}"
-              f"; results in {results}")
+              f"to train), {args.workers} workers, precision {args.precision}, "
+              f"compile {'on' if args.compile else 'off'}; results in {results}")
     print_plan(steps, header, args.budget_s)
     summary_path = Path(results).parent / f"gpu_run_table2_{dataset}.json"
     summary = {"command": "gpu-run table2", "dataset": dataset, "precision": args.precision, "compile": args.compile,

@@ -46,8 +46,8 @@ def kmeans(z, n_clusters: int = 10, n_init: int = 100, max_iter: int = 300, tol:
 
     Lloyd iterations run until every restart has converged as sklearn defines it (no assignment changed, or
     the centres moved by at most `tol` times the data's mean variance, squared distances summed over the
-    centres), or `max_iter` (sklearn's defaults: 300, 1e-4). A cluster that loses all its points keeps its centre. `seed` fixes every restart; `device` (default:
-    z's) is where it runs, in float32.
+    centres), or `max_iter` (sklearn's defaults: 300, 1e-4). A cluster that loses all its points keeps its
+    centre. `seed` fixes every restart; `device` (default: z's) is where it runs, in float32.
     """
     x = torch.as_tensor(z, dtype=torch.float32, device=device)
     if x.ndim != 2 or len(x) < n_clusters:
