@@ -22,7 +22,7 @@
 # This notebook trains one autoencoder with the paper's settings and evaluates its latent codes.
 # Pick the bottleneck and its settings in the parameters cell; fields left as `None` keep the value of
 # the Table 1 preset (MNIST) or the Table 2 preset (other data sets). A finished run is not trained again:
-# its results JSON and the few reconstructions saved beside the figures are reused.
+# its results JSON and the few reconstructions saved beside the figures (named by its run id) are reused.
 
 # %%
 # Without softvq (Colab, a fresh kernel), pip installs it from $SOFTVQ_PIP (a git URL, a wheel, a local
@@ -64,7 +64,7 @@ progress = True             # training progress bar
 # %%
 import json
 
-from softvq import budgets, data, experiments, io, plots, tables
+from softvq import budgets, data, experiments, plots, store
 
 if data.wants_download(download):
     data.download([dataset], data_root)
@@ -80,21 +80,22 @@ config
 #
 # `experiments.run_stack` trains the model, encodes the training and evaluation sets, scores the codes
 # and writes a results JSON named after the config. We keep a few test images and their reconstructions
-# in a small file beside the figures, so that the plots below can be redrawn without the model.
+# in a small file beside the figures, named by the run id, so that the plots below can be redrawn without
+# the model (and never show another run's images).
 
 # %%
-record = tables.load_record(config, results)
-saved_path = figures / "data" / f"train_{bottleneck}_reconstructions.npz"
-saved = io.load_arrays(saved_path)
+record = store.read_result(config, results)
+saved_path = figures / "data" / f"train_{config.run_id}_reconstructions.npz"
+saved = store.read_arrays(saved_path)
 if (record is None or saved is None) and train_missing:
     records, model, _ = experiments.run_stack([config], root=data_root, device=device, results_dir=results,
                                               checkpoint_dir=checkpoints, progress=progress, keep_model=True)
     record = records[0]
     x = data.load_dataset(dataset, "test", data_root)[0][:n_images]
     saved = {"x": x.numpy(), "x_hat": model.reconstruct(x)[0].cpu().numpy()}
-    io.save_arrays(saved_path, **saved)
+    store.write_arrays(saved_path, **saved)
 if record is None:
-    print(f"missing: {experiments.result_path(config, results)}; run with train_missing = True")
+    print(f"missing: {store.result_path(config, results)}; run with train_missing = True")
 else:
     print(json.dumps(record["metrics"], indent=2))
 

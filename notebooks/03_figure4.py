@@ -58,7 +58,7 @@ train_missing = True    # train the models whose codes are missing
 progress = True         # training progress bars
 
 # %%
-from softvq import budgets, data, experiments, io, launch, plots, tables
+from softvq import budgets, data, experiments, launch, plots, store, tables
 
 if data.wants_download(download):
     data.download(["mnist"], data_root)
@@ -77,14 +77,14 @@ configs = experiments.figure4(seeds=[seed], iterations=settings["figure4_iterati
 
 # %%
 saved_path = figures / "data" / "figure4_tsne.npz"
-saved = io.load_arrays(saved_path)
+saved = store.read_arrays(saved_path)
 run_ids = [c.run_id for c in configs]
 fresh = saved is not None and list(saved["run_ids"]) == run_ids and saved["tsne_points"] == settings["tsne_points"]
-have_codes = all(experiments.latents_path(c, checkpoints).exists() for c in configs)
+have_codes = all(store.latents_path(c, checkpoints).exists() for c in configs)
 if not fresh and not have_codes and train_missing:          # the runs without results, as jobs if asked
     experiments.run(configs, root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints,
                     progress=progress, launcher=launcher)
-    have_codes = all(experiments.latents_path(c, checkpoints).exists() for c in configs)
+    have_codes = all(store.latents_path(c, checkpoints).exists() for c in configs)
 if not fresh and (have_codes or (train_missing and launch.launcher(launcher).wait)):
     codes = {c.bottleneck: experiments.latents(c, root=data_root, device=device, results_dir=results,
                                                checkpoint_dir=checkpoints, progress=progress) for c in configs}
@@ -92,7 +92,7 @@ if not fresh and (have_codes or (train_missing and launch.launcher(launcher).wai
     index = plots.subsample(len(labels), settings["tsne_points"], seed)
     saved = {"run_ids": run_ids, "tsne_points": settings["tsne_points"], "labels": labels[index].numpy(),
              **{name: plots.tsne(z[index], seed=seed, perplexity=perplexity) for name, (z, _) in codes.items()}}
-    io.save_arrays(saved_path, **saved)
+    store.write_arrays(saved_path, **saved)
 elif not fresh:
     saved = None
     print(f"missing: the test codes of {run_ids} (or {saved_path}); run with train_missing = True")

@@ -23,7 +23,7 @@ import json
 
 from . import data, experiments, gpu_check, gpu_run, launch
 from .bottlenecks import BOTTLENECKS
-from .experiments import Config
+from .config import Config, field_type
 from .train import PRECISIONS
 
 PRESETS = {
@@ -57,13 +57,6 @@ def boolean(text: str) -> bool:
     return BOOLEANS[text.lower()]
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    if not text.isdecimal():
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `python -m softvq` (subcommands run, preset, gpu-check, download)."""
     parser = argparse.ArgumentParser(prog="python -m softvq", description=__doc__,
@@ -76,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
             one.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default)
     preset = sub.add_parser("preset", help="a named set of runs: " + ", ".join(PRESETS))
     preset.add_argument("name", choices=sorted(PRESETS))
-    preset.add_argument("--iterations", type=int, default=None)
+    preset.add_argument("--iterations", type=field_type("iterations"), default=None)
     preset.add_argument("--dataset", default="cifar10", help="for table2, table2-sweep and table2-scaling")
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
     preset.add_argument("--only", nargs="+", default=None, choices=sorted(BOTTLENECKS), metavar="BOTTLENECK",
@@ -93,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (one, preset, gpu):
         p.set_defaults(command_parser=p)            # so that an error is reported by its subcommand's parser
     for p in (one, preset):
-        p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0])
+        p.add_argument("--seeds", type=field_type("seed"), nargs="+", default=[0])
         p.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
         p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
         p.add_argument("--results", default=str(experiments.RESULTS_DIR), help="results folder")
@@ -117,8 +110,11 @@ def main(argv=None) -> None:
         args.command_parser.error(str(e))
     absent = data.missing([c.dataset for c in configs], args.data_root)
     if absent:                          # before any training: one `error:` line (no usage: the arguments are fine)
-        message = " ".join(line.strip() for line in data.missing_message(absent).splitlines())
-        args.command_parser.exit(2, f"{args.command_parser.prog}: error: {message}\n")
+        stop(args, data.missing_message(absent))
+    try:
+        read_image_folders(configs, args.data_root)
+    except (OSError, ValueError) as e:  # no class folders, no images, images of different sizes, a broken image
+        stop(args, f"unusable image folder: {e}")
     try:
         records = experiments.run(configs, root=args.data_root, device=args.device, results_dir=args.results,
                                   launcher=launcher)
@@ -127,6 +123,20 @@ def main(argv=None) -> None:
     for record in records:
         print(json.dumps({"run_id": record["run_id"], **record["metrics"],
                           "train_time_s": round(record["train_time_s"], 1)}))
+
+
+def stop(args: argparse.Namespace, message: str) -> None:
+    """Exit with status 2 and `message` as one `error:` line of the subcommand (no usage: the arguments parse)."""
+    line = " ".join(part.strip() for part in message.splitlines())
+    args.command_parser.exit(2, f"{args.command_parser.prog}: error: {line}\n")
+
+
+def read_image_folders(configs: list[Config], root=None) -> None:
+    """Read the image folders (`folder:` data sets) of `configs` once before training (memoised, so training
+    reads them again for free), so that an unusable one stops the command before anything starts."""
+    for name in dict.fromkeys(c.dataset for c in configs if c.dataset.startswith(data.FOLDER_PREFIX)):
+        for split in data.SPLITS:
+            data.load_dataset(name, split, root)
 
 
 def build_configs(args: argparse.Namespace) -> list[Config]:

@@ -1,5 +1,5 @@
-"""Atomic file writes (a file is either the old one or the complete new one, never half-written) and the
-small .npz files committed figures are drawn from."""
+"""Atomic file writes: a file is either the old one or the complete new one, never half-written (what is
+written where, and how it is read back, is `softvq.store`'s)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, IO
 
-import numpy as np
 import torch
 
 
@@ -34,17 +33,3 @@ def save_atomic(obj, path: str | Path) -> None:
 def write_json(record: dict, path: str | Path) -> None:
     """JSON (indented, trailing newline), atomically."""
     write_atomic(path, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
-
-
-def save_arrays(path: str | Path, **arrays) -> None:
-    """numpy arrays as one compressed .npz, atomically (the small data a committed figure is drawn from)."""
-    write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
-
-
-def load_arrays(path: str | Path) -> dict | None:
-    """The arrays of an .npz written by `save_arrays`, or None when the file does not exist."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    with np.load(path, allow_pickle=False) as saved:
-        return {k: saved[k] for k in saved.files}

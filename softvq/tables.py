@@ -6,7 +6,6 @@ Accuracies are in percent and NMI a fraction, as in the paper.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -15,9 +14,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import budgets, experiments, paper
-from .experiments import Config
+from . import budgets, paper, store
+from .config import Config
 from .io import write_atomic
+from .store import RESULTS_DIR
 
 METRICS = paper.METRICS
 SHORT_LABELS = {"cluster_acc": "clust. %", "nmi": "NMI", "classification_acc": "class. %"}
@@ -42,16 +42,10 @@ def per_dataset_stem(stem: str, dataset: str, datasets: Sequence[str]) -> str:
     return stem if len(datasets) == 1 else stem.replace("table2", f"table2_{dataset}", 1)
 
 
-def load_record(config: Config, results_dir=experiments.RESULTS_DIR) -> dict | None:
-    """The results JSON of `config`, or None when that run has not been done."""
-    path = experiments.result_path(config, results_dir)
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def records_by_row(configs: Iterable[Config] | Mapping[str, Sequence[Config]],
-                   results_dir=experiments.RESULTS_DIR) -> dict[str, list[dict]]:
+                   results_dir=RESULTS_DIR) -> dict[str, list[dict]]:
     """{row: the results records that exist} for the rows of `group_configs`."""
-    return {row: [r for r in (load_record(c, results_dir) for c in cs) if r is not None]
+    return {row: [r for r in (store.read_result(c, results_dir) for c in cs) if r is not None]
             for row, cs in group_configs(configs).items()}
 
 
@@ -89,19 +83,20 @@ def _row(config: dict, records: Sequence[dict], expected: int) -> dict:
 
 
 def collect(configs: Iterable[Config] | Mapping[str, Sequence[Config]],
-            results_dir=experiments.RESULTS_DIR, records: Mapping[str, Sequence[dict]] | None = None) -> pd.DataFrame:
+            results_dir=RESULTS_DIR, records: Mapping[str, Sequence[dict]] | None = None) -> pd.DataFrame:
     """A table with one row per bottleneck (or per key of a {row: configs} mapping): mean and std over
     the seeds whose results JSON exists in `results_dir`, the number of seeds found and missing.
 
-    Missing runs are not an error: their row keeps NaN metrics, and df.attrs["missing"] lists their run
-    ids. `records` adds rows given as records (e.g. {"raw": [experiments.evaluate_raw(...)]}) first.
+    Missing runs are not an error: their row keeps NaN metrics, and df.attrs["missing"] lists the paths of
+    their results JSONs (a damaged one among them, set aside by `store.read_result`). `records` adds rows
+    given as records (e.g. {"raw": [evaluation.evaluate_raw(...)]}) first.
     """
     rows, missing = {}, []
     for name, recs in (records or {}).items():
         rows[name] = _row(recs[0]["config"], recs, len(recs))
     for name, cs in group_configs(configs).items():
-        found = [load_record(c, results_dir) for c in cs]
-        missing += [c.run_id for c, r in zip(cs, found) if r is None]
+        found = [store.read_result(c, results_dir) for c in cs]
+        missing += [str(store.result_path(c, results_dir)) for c, r in zip(cs, found) if r is None]
         rows[name] = _row(dataclasses.asdict(cs[0]), [r for r in found if r is not None], len(cs))
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "row"
@@ -187,7 +182,7 @@ def format_table(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.D
 
 
 def make_table(configs: Iterable[Config] | Mapping[str, Sequence[Config]], stem: str, figures_dir="figures",
-               results_dir=experiments.RESULTS_DIR, paper_table: str | None = None,
+               results_dir=RESULTS_DIR, paper_table: str | None = None,
                records: Mapping[str, Sequence[dict]] | None = None, note: str = "",
                metrics: Sequence[str] | None = None, budget: str = budgets.COMMITTED) -> pd.DataFrame:
     """collect -> compare_with_paper (when `paper_table` names one) -> write_table: figures/<stem>.csv and
@@ -241,14 +236,14 @@ def p_better(reference: np.ndarray, other: np.ndarray, fixed: bool = False) -> f
 
 
 def seed_statistics(configs: Iterable[Config] | Mapping[str, Sequence[Config]], reference: str,
-                    results_dir=experiments.RESULTS_DIR, records: Mapping[str, Sequence[dict]] | None = None
+                    results_dir=RESULTS_DIR, records: Mapping[str, Sequence[dict]] | None = None
                     ) -> pd.DataFrame:
     """Per row and metric: the seeds found, mean, 95 % t-interval, and (other rows) the one-sided p-value
     that row `reference` is better. Rows as in `collect`; rows given as `records` count as fixed numbers.
     df.attrs["datasets"] lists the data sets of the records found."""
     found = {name: list(recs) for name, recs in (records or {}).items()}
     for name, cs in group_configs(configs).items():
-        found[name] = [r for r in (load_record(c, results_dir) for c in cs) if r is not None]
+        found[name] = [r for r in (store.read_result(c, results_dir) for c in cs) if r is not None]
     if reference not in found:
         raise ValueError(f"reference row {reference!r} is not one of {list(found)}")
     out = []

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .io import save_atomic
+from . import store
 from .model import AutoEncoder
 
 STREAMS = {"init": 0, "data": 1, "noise": 2}
@@ -161,12 +161,14 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
           batch_size: int = 32, lr: float = 3e-4, device: torch.device | str | None = None,
           checkpoint: str | Path | None = None, checkpoint_every: int = 2_000, log_every: int = 100,
           progress: bool = True, on_step: Callable[[int], None] | None = None, precision: str = "fp32",
-          compile: bool = False) -> dict:
+          compile: bool = False, identity: Sequence[str] | None = None) -> dict:
     """Train the stack `model` (M = len(seeds) models) on x_train (N, ...) in [0, 1].
 
     Model m draws its batches and its noise from generators seeded by seeds[m] (its weights were
     initialised from seeds[m] by `build_model`). With `checkpoint` set, the state is saved every
     `checkpoint_every` iterations and at the end, and a run that finds a checkpoint there continues from it.
+    `identity` (the stack's run ids) is stored in the checkpoint; one written for other seeds or another
+    identity is refused. Checkpoints are read and written by `softvq.store` (a damaged one: its previous copy).
     `on_step(iteration)` is called after every step (e.g. to interrupt in tests).
 
     `precision`: "fp32" strict float32 (TF32 off on CUDA); "tf32" TF32 matrix products and convolutions
@@ -199,10 +201,12 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
     history: dict = {"iteration": [], "wall_time": 0.0}
     running: dict[str, torch.Tensor] = {}          # loss sums since the last logged iteration
     start = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if list(state["seeds"]) != list(seeds):
-            raise ValueError(f"checkpoint {checkpoint} was written for seeds {state['seeds']}, not {list(seeds)}")
+    identity = list(identity) if identity is not None else None
+    state, source = store.read_checkpoint(checkpoint, device) if checkpoint is not None else (None, None)
+    if state is not None:
+        if list(state["seeds"]) != list(seeds) or state.get("identity") != identity:
+            raise ValueError(f"checkpoint {source} was written for seeds {state['seeds']} of {state.get('identity')}, "
+                             f"not {list(seeds)} of {identity}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         for sampler, s in zip(samplers, state["samplers"]):
@@ -211,12 +215,13 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
             g.set_state(s)
         start, history, running = state["iteration"], state["history"], state.get("running", {})
         if progress:
-            tqdm.write(f"resuming from {checkpoint} at iteration {start}", file=sys.stderr)
+            tqdm.write(f"resuming from {source} at iteration {start}", file=sys.stderr)
 
     def save(iteration: int) -> None:
-        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
-                     "seeds": list(seeds), "samplers": [s.state_dict() for s in samplers],
-                     "noise": [g.get_state() for g in noise], "history": history, "running": running}, checkpoint)
+        store.write_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "iteration": iteration, "seeds": list(seeds), "identity": identity,
+                                "samplers": [s.state_dict() for s in samplers], "noise": [g.get_state() for g in noise],
+                                "history": history, "running": running}, checkpoint)
 
     def log(done: int) -> None:
         """Append the mean losses since the last log step to the history (one transfer from the device)."""

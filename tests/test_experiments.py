@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from softvq import experiments
+from softvq import experiments, runner
 from softvq.train import train
 from softvq.experiments import Config
 
@@ -151,7 +151,7 @@ def test_rerun_and_resume_give_identical_metrics(mnist_root, tmp_path, monkeypat
             raise Interrupt
 
     def run(name, **train_options):
-        monkeypatch.setattr(experiments, "train", functools.partial(train, checkpoint_every=10, **train_options))
+        monkeypatch.setattr(runner, "train", functools.partial(train, checkpoint_every=10, **train_options))
         return experiments.run_stack([config], mnist_root, "cpu", tmp_path / name, tmp_path / f"{name}-ckpt",
                                      progress=False)[0]
 

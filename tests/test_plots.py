@@ -5,12 +5,12 @@ import torch
 
 matplotlib.use("Agg")
 
-from softvq import plots, tables
+from softvq import plots, store, tables
 
 
 def test_plots_save(tmp_path, table1_dir):
     configs, results = table1_dir
-    rec = tables.load_record(configs[0], results)
+    rec = store.read_result(configs[0], results)
     plots.save_figure(plots.plot_history(rec["history"]), tmp_path / "loss.png")
     x = torch.rand(4, 1, 28, 28)
     plots.save_figure(plots.plot_reconstructions(x, x), tmp_path / "rec.png")

@@ -1,0 +1,162 @@
+"""The `Config` that names a run, and the checks of its fields (one table, `FIELD_CHECKS`).
+
+A run is fully named by its `Config`: its run id derives from every field, so its results JSON, checkpoint
+and latents are found again (see `softvq.store`). Every field is checked when the Config is built, so a bad
+value (a typo, a negative size, a non-finite weight) is refused before any training. Configs that differ only
+in the STACKABLE fields train together as one stack (see `softvq.runner`).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import numbers
+from dataclasses import dataclass
+
+from . import data
+from .bottlenecks import BOTTLENECKS, REDUCTIONS
+from .model import RECONSTRUCTIONS
+from .quantize import ESTIMATORS, WEIGHTINGS
+from .train import PRECISIONS
+
+STACKABLE = ("seed", "beta", "noise_std", "vq_weight", "temperature", "sigma_floor", "var_init")  # may differ
+HASHED_WHEN_SET = {"probe_iterations": 500, "train_size": 0, "eval_size": 0,   # in a run id's hash only when
+                   "precision": "fp32", "compile": False,                        # they differ from the default
+                   "estimator": "mean", "temperature": 1.0, "sigma_floor": 0.0, "var_init": 1.0}
+EVALUATION = ("kmeans_n_init", "probe_iterations", "train_size", "eval_size")    # how the codes are scored
+QUANTIZERS = ("vqvae", "soft_vqvae", "sqvae")                 # bottlenecks with a codebook
+
+
+def _one_of(choices) -> tuple:
+    """A string field's check: one of `choices`."""
+    return (lambda v: isinstance(v, str) and v in choices), f"one of {sorted(choices)}"
+
+
+def _integer(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_POSITIVE_INT = (lambda v: _integer(v) and v >= 1), "a positive integer"
+_NON_NEGATIVE = (lambda v: _number(v) and v >= 0), "a finite number >= 0"
+_POSITIVE = (lambda v: _number(v) and v > 0), "a finite number > 0"
+_BOOLEAN = (lambda v: isinstance(v, bool)), "True or False"
+# Every Config field: (is the value allowed, description of the allowed values), checked when it is built.
+FIELD_CHECKS = {
+    "dataset": (data.is_known, f"one of {sorted(data.DATASETS)} or '{data.FOLDER_PREFIX}/path/to/dir'"),
+    "bottleneck": _one_of(BOTTLENECKS),
+    "weighting": _one_of(WEIGHTINGS),
+    "recon": _one_of(RECONSTRUCTIONS),
+    "reduction": _one_of(REDUCTIONS),
+    **dict.fromkeys(("d", "K", "iterations", "batch_size", "kmeans_n_init", "probe_iterations"), _POSITIVE_INT),
+    **dict.fromkeys(("train_size", "eval_size"), ((lambda v: _integer(v) and v >= 0), "an integer >= 0 (0: all)")),
+    "seed": ((lambda v: _integer(v) and v >= 0), "an integer >= 0"),
+    **dict.fromkeys(("beta", "noise_std", "vq_weight", "sigma_floor"), _NON_NEGATIVE),
+    **dict.fromkeys(("lr", "log_var_bound", "temperature", "var_init"), _POSITIVE),
+    "estimator": _one_of(ESTIMATORS),
+    "validation": _BOOLEAN,
+    "precision": _one_of(PRECISIONS),
+    "compile": _BOOLEAN,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines one training run and its evaluation.
+
+    `beta` is the bottleneck's weight: the KL weight of the VAE / beta-VAE / information dropout, the
+    commitment weight of the VQ-VAE and soft VQ-VAE. `validation=True` trains on the training set minus a
+    fixed held-out 10,000 and evaluates on those (for choosing settings; the test set is never used then).
+    `probe_iterations` caps the linear probe's L-BFGS iterations; `train_size` / `eval_size` > 0 keep only
+    the first that many training / evaluation images (the quick budget's smoke runs; 0 keeps all, as the
+    paper). `precision` ("fp32", "tf32", "bf16") and `compile` (torch.compile the training step) are for
+    GPUs; see `softvq.train.train`. `estimator` ("mean", the paper; "sample"; "argmax") is what the soft
+    VQ-VAE's decoder gets from the posterior, `temperature` its Gumbel-softmax temperature ("sample") and
+    the SQ-VAE's, `sigma_floor` a floor on the soft VQ-VAE's sigma_k (0: none), `var_init` the SQ-VAE's
+    initial variance s^2.
+    """
+    dataset: str = "mnist"
+    bottleneck: str = "soft_vqvae"
+    d: int = 64
+    K: int = 128
+    beta: float = 0.25
+    noise_std: float = 0.0
+    vq_weight: float = 1.0
+    weighting: str = "paper"
+    recon: str = "bce"
+    reduction: str = "sum"
+    log_var_bound: float = 10.0
+    iterations: int = 40_000
+    batch_size: int = 32
+    lr: float = 3e-4
+    seed: int = 0
+    validation: bool = False
+    kmeans_n_init: int = 100
+    probe_iterations: int = 500
+    train_size: int = 0
+    eval_size: int = 0
+    precision: str = "fp32"
+    compile: bool = False
+    estimator: str = "mean"
+    temperature: float = 1.0
+    sigma_floor: float = 0.0
+    var_init: float = 1.0
+
+    def __post_init__(self):
+        for name, (allowed, expected) in FIELD_CHECKS.items():
+            value = getattr(self, name)
+            if not allowed(value):
+                raise ValueError(f"Config.{name} = {value!r} is not allowed; expected {expected}")
+        if self.estimator != "mean" and (self.bottleneck != "soft_vqvae" or self.weighting == "svhn_code"):
+            raise ValueError(f"Config.estimator = {self.estimator!r} needs bottleneck 'soft_vqvae' with a weighting "
+                             f"other than 'svhn_code'")
+
+    @property
+    def net(self) -> str:
+        return "mlp" if self.dataset == "mnist" else "cnn"
+
+    @property
+    def run_id(self) -> str:
+        """<dataset>-<bottleneck>-d<d>-it<iterations>[-val]-s<seed>-<hash of every field>; fields added later
+        (HASHED_WHEN_SET) count only when they differ from their default, so older run ids stay valid."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items()
+                  if k not in HASHED_WHEN_SET or v != HASHED_WHEN_SET[k]}
+        digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+        split = "-val" if self.validation else ""
+        return f"{self.dataset}-{self.bottleneck}-d{self.d}-it{self.iterations}{split}-s{self.seed}-{digest}"
+
+    def stack_key(self) -> tuple:
+        return tuple(v for k, v in dataclasses.asdict(self).items() if k not in STACKABLE)
+
+    def bottleneck_kwargs(self) -> dict:
+        """Constructor arguments of the bottleneck shared by every model of a stack."""
+        kwargs: dict = {"reduction": self.reduction}
+        if self.bottleneck in QUANTIZERS:
+            kwargs["num_codes"] = self.K
+        if self.bottleneck == "soft_vqvae":
+            kwargs.update(weighting=self.weighting, log_var_bound=self.log_var_bound, estimator=self.estimator)
+        if self.bottleneck == "sqvae":
+            kwargs["log_var_bound"] = self.log_var_bound
+        return kwargs
+
+
+def field_type(name: str):
+    """An argparse type for the numeric Config field `name`: the text as the field's type (int or float),
+    refused with the field's check unless allowed (a command-line mistake is one `error:` line)."""
+    kind = type(getattr(Config, name))
+    allowed, expected = FIELD_CHECKS[name]
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not allowed(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse

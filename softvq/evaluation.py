@@ -1,0 +1,70 @@
+"""How a run's codes are scored: the training / evaluation splits, the paper's three downstream scores, and
+the same scores on the raw pixels (the tables' "raw data" row).
+
+With `validation` the evaluation set is a fixed part held out of the training set, so that settings are
+chosen without reading the test set.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from . import data, metrics, store
+from .config import HASHED_WHEN_SET
+from .provenance import code_version
+from .store import RESULTS_DIR
+from .train import default_device
+
+VALIDATION_SIZE = 10_000        # held out of the training set when Config.validation (of a smaller set: a fifth)
+
+
+def splits(dataset: str, validation: bool, root=None, train_size: int = 0, eval_size: int = 0
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_train, y_train, x_eval, y_eval): the test set, or with `validation` a fixed held-out part of the
+    training set (the last 10,000 of a permutation with seed 0, a fifth of a set under 50,000) and the rest
+    for training. `train_size` /
+    `eval_size` > 0 keep only the first that many of each."""
+    x, y = data.load_dataset(dataset, "train", root)
+    if validation:
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        held_out = min(VALIDATION_SIZE, len(x) // 5)
+        train_idx, eval_idx = perm[:-held_out], perm[-held_out:]
+        parts = x[train_idx], y[train_idx], x[eval_idx], y[eval_idx]
+    else:
+        parts = x, y, *data.load_dataset(dataset, "test", root)
+    sizes = (train_size, train_size, eval_size, eval_size)
+    return tuple(t[:n] if n else t for t, n in zip(parts, sizes))
+
+
+def downstream(z_train, y_train, z_eval, y_eval, n_init: int = 100, seed: int = 0, probe_iterations: int = 500
+               ) -> dict:
+    """The paper's three scores of latents z_e: K-means (fit on the evaluation latents, as the paper) accuracy
+    and NMI, and the accuracy of a softmax classifier trained on the training latents."""
+    scores = metrics.clustering_scores(z_eval, y_eval, n_init=n_init, seed=seed)
+    scores["classification_acc"] = metrics.linear_probe(z_train, y_train, z_eval, y_eval, epochs=probe_iterations,
+                                                        seed=seed)
+    return scores
+
+
+def evaluate_raw(dataset: str = "mnist", validation: bool = False, root=None, results_dir: str | Path = RESULTS_DIR,
+                 compute: bool = True, kmeans_n_init: int = 100, **evaluation) -> dict | None:
+    """The 'raw data' row: the three scores on the pixels themselves, scored as Config's EVALUATION fields
+    say. Read from its JSON when it exists; else computed and written (None when not `compute`)."""
+    fields = {"kmeans_n_init": kmeans_n_init, **evaluation}
+    changed = "".join(f"-{k}{v}" for k, v in fields.items() if k != "kmeans_n_init" and v != HASHED_WHEN_SET[k])
+    path = store.results_file(dataset, f"{dataset}-raw{'-val' if validation else ''}-n{kmeans_n_init}{changed}",
+                              results_dir)
+    record = store.read_json(path)
+    if record is not None or not compute:
+        return record
+    x_tr, y_tr, x_ev, y_ev = splits(dataset, validation, root, fields.get("train_size", 0), fields.get("eval_size", 0))
+    began = time.perf_counter()
+    record = {"config": {"dataset": dataset, "bottleneck": "raw", "validation": validation, "seed": 0,
+                         "iterations": 0, **fields},
+              "metrics": downstream(x_tr.flatten(1), y_tr, x_ev.flatten(1), y_ev, kmeans_n_init,
+                                    probe_iterations=fields.get("probe_iterations", 500)),
+              "eval_time_s": time.perf_counter() - began, "code_version": code_version(default_device())}
+    store.write_json(record, path)
+    return record

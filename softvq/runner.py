@@ -1,0 +1,156 @@
+"""Stacks of configs -> trained, scored and written: `run(configs)` gives one results JSON per run.
+
+Configs that differ only in the STACKABLE fields (seed, beta, noise_std, ...) train together as one stack
+(see `softvq.train`). A run whose results JSON exists is skipped. Everything is read and written through
+`softvq.store`, which holds a lock per run while it trains: two processes asked for the same run on the same
+results folder train it once, the second waiting and then using the first one's result.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import torch
+
+from . import codebook, launch, store
+from .config import QUANTIZERS, STACKABLE, Config
+from .estimator_swap import swap as swap_estimators
+from .evaluation import downstream, splits
+from .model import build_model
+from .presets import flatten
+from .provenance import code_version
+from .store import CHECKPOINT_DIR, RESULTS_DIR
+from .train import default_device, train
+
+MAX_STACK = 8
+
+
+def group_stacks(configs: Iterable[Config]) -> list[list[Config]]:
+    """Split configs into stacks that can train together (same everything except STACKABLE fields)."""
+    groups: dict[tuple, list[Config]] = {}
+    for c in configs:
+        groups.setdefault(c.stack_key(), []).append(c)
+    return list(groups.values())
+
+
+def build_stack(configs: Sequence[Config], x_train: torch.Tensor):
+    """The stacked model of compatible configs, per-model beta / noise_std from each config."""
+    first = configs[0]
+    kwargs = first.bottleneck_kwargs()
+    if first.bottleneck not in ("ae", "sqvae"):
+        kwargs["beta"] = [c.beta for c in configs]
+    per_model_fields = {"soft_vqvae": ("noise_std", "vq_weight", "temperature", "sigma_floor"),
+                        "sqvae": ("vq_weight", "temperature", "var_init")}
+    for name in per_model_fields.get(first.bottleneck, ()):
+        kwargs[name] = [getattr(c, name) for c in configs]
+    return build_model(x_train.shape[1:], first.bottleneck, first.d, net=first.net, seeds=[c.seed for c in configs],
+                       recon=first.recon, pixel_var=float(x_train.var()), **kwargs)
+
+
+def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: str | Path = RESULTS_DIR,
+              checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True, keep_model: bool = False,
+              checkpoint_every: int = 2_000):
+    """Train one stack of compatible configs together, evaluate each model, write one JSON per config.
+    The training state is saved every `checkpoint_every` iterations in the stack's checkpoint, which names all
+    of its runs (`store.checkpoint_path`); a rerun of the same stack continues from it. The runs' locks are
+    held throughout (`store.locked`).
+
+    Returns the records (and the trained model and its history when keep_model)."""
+    if any(c.stack_key() != configs[0].stack_key() for c in configs):
+        raise ValueError("configs in one stack may differ only in " + ", ".join(STACKABLE))
+    with store.locked(configs, results_dir):
+        return _train_stack(configs, root, device, results_dir, checkpoint_dir, progress, keep_model,
+                            checkpoint_every)
+
+
+def train_missing(configs: Sequence[Config], root=None, device=None, results_dir: str | Path = RESULTS_DIR,
+                  checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True) -> None:
+    """`run`'s job for one stack: with the runs' locks held, train those of `configs` whose results JSON is still
+    missing (another process asked for the same runs may have written some while this one waited)."""
+    with store.locked(configs, results_dir):
+        missing = [c for c in configs if store.read_result(c, results_dir) is None]
+        if missing:
+            _train_stack(missing, root, device, results_dir, checkpoint_dir, progress)
+
+
+def _train_stack(configs: Sequence[Config], root, device, results_dir, checkpoint_dir, progress: bool,
+                 keep_model: bool = False, checkpoint_every: int = 2_000):
+    """The body of `run_stack`, for a caller that holds the runs' locks."""
+    first = configs[0]
+    device = torch.device(device) if device is not None else default_device()
+    version = code_version(device)          # before training: the code this process runs
+    x_tr, y_tr, x_ev, y_ev = splits(first.dataset, first.validation, root, first.train_size, first.eval_size)
+    model = build_stack(configs, x_tr)
+    history = train(model, x_tr, [c.seed for c in configs], iterations=first.iterations, batch_size=first.batch_size,
+                    lr=first.lr, device=device, checkpoint=store.checkpoint_path(configs, checkpoint_dir),
+                    checkpoint_every=checkpoint_every, progress=progress, precision=first.precision,
+                    compile=first.compile, identity=[c.run_id for c in configs])
+    codes = codebook.assignments(model, x_ev) if first.bottleneck in QUANTIZERS else None
+    swaps = (swap_estimators(model, x_ev, [c.noise_std for c in configs], first.seed)
+             if first.bottleneck == "soft_vqvae" else None)
+    z_tr = model.encode(x_tr).cpu()
+    z_ev = codes["z_e"] if codes is not None else model.encode(x_ev).cpu()      # the same z_e, encoded once
+    terms = [k for k in history if k not in ("iteration", "wall_time")]
+    records = []
+    for m, c in enumerate(configs):
+        began = time.perf_counter()
+        scores = downstream(z_tr[m], y_tr, z_ev[m], y_ev, c.kmeans_n_init, c.seed, c.probe_iterations)
+        store.write_latents(z_ev[m].clone(), y_ev, c, checkpoint_dir)
+        record = {"config": dataclasses.asdict(c), "run_id": c.run_id, "metrics": scores,
+                  "final_losses": {k: history[k][-1][m] for k in terms},
+                  "history": {"iteration": history["iteration"], **{k: [v[m] for v in history[k]] for k in terms}},
+                  "train_time_s": history["wall_time"], "stack_size": len(configs),
+                  "eval_time_s": time.perf_counter() - began, "code_version": version}
+        if codes is not None:
+            record["codebook"] = codebook.statistics(codes, m)
+        if swaps is not None:
+            record["estimator_swap"] = swaps[m]
+        store.write_result(record, c, results_dir)
+        records.append(record)
+    return (records, model, history) if keep_model else records
+
+
+def latents(config: Config, root=None, device=None, results_dir: str | Path = RESULTS_DIR,
+            checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evaluation-set latents z_e (N, d) and labels (N,) of a run, training it first if they are missing."""
+    saved = store.read_latents(config, checkpoint_dir)
+    if saved is None:
+        run_stack([config], root, device, results_dir, checkpoint_dir, progress)
+        saved = store.read_latents(config, checkpoint_dir)
+    return saved
+
+
+def stack_limit(config: Config, device=None) -> int:
+    """How many models one stack of `config`'s kind trains together on `device`: MAX_STACK, but 1 for the CNN
+    on a CPU, where the grouped convolutions of a stack of 4 ran 1.6x slower per model than one model alone
+    (578 against 370 ms per model-iteration, benchmarks/results/stack_speed_cnn_cpu.json)."""
+    device = torch.device(device) if device is not None else default_device()
+    return 1 if config.net == "cnn" and device.type == "cpu" else MAX_STACK
+
+
+def run(configs: Iterable[Config] | Mapping[str, Sequence[Config]], root=None, device=None,
+        results_dir: str | Path = RESULTS_DIR, checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True,
+        max_stack: int | None = None, launcher: launch.Launcher | Mapping | str | None = None) -> list[dict]:
+    """Run every config (of a list or a {row: configs} mapping) whose results JSON does not exist yet (or cannot
+    be read: it is set aside, see `softvq.store`), stacked where possible (at most `max_stack` models a stack;
+    None: `stack_limit`), and return the records that exist afterwards (all of them unless a launcher that does
+    not wait was used).
+
+    `launcher` (see `softvq.launch`): None or "inline" trains the stacks one after another in this process;
+    "local" / "slurm" (or a `launch.Launcher`, or a dict of its fields) runs each stack as a submitit job,
+    waits for all of them and raises `launch.JobsFailed` after they end if any failed."""
+    configs = flatten(configs)
+    found = {c: store.read_result(c, results_dir) for c in configs}
+    folders = dict(root=str(Path(root).resolve()) if root is not None else None, device=device, progress=progress,
+                   results_dir=Path(results_dir).resolve(), checkpoint_dir=Path(checkpoint_dir).resolve())
+    chunks = []
+    for stack in group_stacks(c for c, record in found.items() if record is None):
+        size = max_stack or stack_limit(stack[0], device)
+        chunks += [stack[i:i + size] for i in range(0, len(stack), size)]
+    tasks = [launch.Task(", ".join(c.run_id for c in chunk), train_missing, dict(configs=chunk, **folders))
+             for chunk in chunks]
+    launch.run_tasks(tasks, launcher, progress)
+    records = (found[c] if found[c] is not None else store.read_result(c, results_dir) for c in configs)
+    return [r for r in records if r is not None]
