@@ -42,10 +42,10 @@ from softvq.provenance import code_version
 from softvq.train import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent
-NOTEBOOKS = ["01_theorem1", "02_train", "03_figure4", "04_tables", "05_codebook"]
+NOTEBOOKS = ["01_theorem1", "02_train", "03_figure4", "04_tables", "05_codebook", "06_estimators"]
 TABLE2_DATA = "the budget's Table 2 data sets"
 NOTEBOOK_DATA = {"02_train": ("mnist",), "03_figure4": ("mnist",), "04_tables": ("mnist", TABLE2_DATA),
-                 "05_codebook": ("mnist", TABLE2_DATA)}     # what each notebook trains on
+                 "05_codebook": ("mnist", TABLE2_DATA), "06_estimators": ("mnist",)}   # what each notebook trains on
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -7,6 +7,11 @@ noisy codes, and measures for each what the decoder makes of it and how far the 
 """
 from __future__ import annotations
 
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
 import torch
 
 from .bottlenecks import SoftVectorQuantized
@@ -51,3 +56,34 @@ def swap(model, x: torch.Tensor, noise_std: float | torch.Tensor = 0.0, seed: in
             n += batch
     return [{e: {k: float(v[m]) / n for k, v in scores.items()} for e, scores in sums.items()}
             for m in range(bn.n_models)]
+
+
+SCORES = {"recon_loss": "reconstruction loss", "pixel_mse": "pixel MSE", "dist_noisy": "‖ẑ − z‖²",
+          "dist_code": "‖ẑ − z_e‖²"}
+
+
+def swap_table(records: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
+    """Mean and sample std over seeds of every `swap` score, one row per (row of {row: records}, estimator at
+    test time); records without an "estimator_swap" entry (other bottlenecks, older runs) are skipped."""
+    rows = []
+    for name, recs in records.items():
+        found = [r["estimator_swap"] for r in recs if "estimator_swap" in r]
+        for e in ESTIMATORS if found else ():
+            row: dict = {"trained": name, "tested": e, "seeds": len(found)}
+            for key in SCORES:
+                values = np.asarray([s[e][key] for s in found], dtype=float)
+                row[key] = float(values.mean())
+                row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["trained", "tested", "seeds", *(f"{k}{s}" for k in SCORES for s in ("", "_std"))])
+
+
+def format_swap_table(df: pd.DataFrame) -> pd.DataFrame:
+    """A display table of `swap_table`: 'mean ± std' per score, the best test-time estimator of each trained row
+    in bold for every score (lower is better)."""
+    out = df[["trained", "tested", "seeds"]].copy()
+    for key, label in SCORES.items():
+        best = df.groupby("trained")[key].transform("min")
+        out[label] = [("**{}**" if v == b else "{}").format(f"{v:.4g}" + (f" ± {s:.2g}" if np.isfinite(s) else ""))
+                      for v, s, b in zip(df[key], df[f"{key}_std"], best)]
+    return out.rename(columns={"trained": "trained with", "tested": "tested with"}).set_index("trained with")

@@ -19,6 +19,11 @@ LABELS = {
     "info_dropout": "information dropout",
     "vqvae": "VQ-VAE",
     "soft_vqvae": "soft VQ-VAE",
+    "sqvae": "SQ-VAE",
+    # the estimators study's rows (presets.estimators)
+    "posterior mean": "soft VQ-VAE, posterior mean (the paper)",
+    "posterior sample": "soft VQ-VAE, posterior sample",
+    "posterior argmax": "soft VQ-VAE, posterior argmax",
 }
 
 # Table 1: MNIST, d = 64 (beta-VAE beta = 20, VQ-VAE and soft VQ-VAE K = 128).

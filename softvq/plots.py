@@ -192,3 +192,24 @@ def plot_codebook(records: Mapping[str, Sequence[dict]], title: str = "") -> mat
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_intervals(stats: pd.DataFrame, title: str = "") -> matplotlib.figure.Figure:
+    """One panel per metric of a `tables.seed_statistics` table: each row's mean over seeds (dot) and 95 %
+    t-interval (bar), the reference row in black."""
+    metrics = list(dict.fromkeys(stats["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        part = stats[stats["metric"] == m].reset_index(drop=True)
+        y = np.arange(len(part))[::-1]
+        for i, row in part.iterrows():
+            colour = "black" if row["row"] == stats.attrs.get("reference") else f"C{i}"
+            if np.isfinite(row["ci_low"]):
+                ax.plot([row["ci_low"], row["ci_high"]], [y[i]] * 2, color=colour, lw=3, alpha=0.5)
+            ax.plot(row["mean"], y[i], "o", color=colour)
+        ax.set_yticks(y, [paper.LABELS.get(r, r) for r in part["row"]])
+        ax.set(xlabel=m.replace("_", " ") + (" (%)" if m in paper.PERCENT else ""))
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -27,6 +27,7 @@ PARAMETERS = {
     "03_figure4": dict(TINY, tsne_points=200),
     "04_tables": dict(TINY, table2_iterations=20, seeds=[0]),
     "05_codebook": dict(TINY, launcher={"kind": "local", "cpus_per_job": 1, "poll_s": 0.5}),   # its 2 stacks as jobs
+    "06_estimators": dict(TINY, sweep_iterations=20, seeds=[0, 1]),
 }
 FIGURES = {
     "01_theorem1": ["theorem1.png"],
@@ -37,6 +38,8 @@ FIGURES = {
                                          "table2_scaling_sweep") for ext in ("csv", "md")] + ["table1.png"],
     "05_codebook": ["codebook_table1.png", "codebook_table1.csv", "codebook_table1.md", "codebook_table2.csv",
                     "codebook_table2.md"],
+    "06_estimators": [f"{t}.{ext}" for t in ("estimators_sweep", "estimators", "estimators_stats", "estimators_codebook",
+                                             "estimators_theorem1") for ext in ("csv", "md")] + ["estimators.png"],
 }
 
 
