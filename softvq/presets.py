@@ -232,8 +232,7 @@ def choose_estimators(seeds: Sequence[int] = (0,), iterations: int = 5_000, resu
 
 
 # The rows the estimators table trains, as `choose_estimators` picked them (figures/estimators_sweep.md).
-ESTIMATOR_CHOICES = {"sample": "sample tau 1", "argmax": "argmax official-code weights",
-                     "sqvae": "sqvae official var 1"}
+ESTIMATOR_CHOICES = {"sample": "sample tau 1", "argmax": "argmax paper weights", "sqvae": "sqvae ELBO var 0.1"}
 
 
 def estimators(seeds: Sequence[int] = (0, 1, 2, 3, 4), iterations: int = 40_000,
