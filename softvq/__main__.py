@@ -6,6 +6,8 @@
     python -m softvq preset noise --iterations 5000 --seeds 0
     python -m softvq preset scaling --iterations 5000 --seeds 0
     python -m softvq preset table2-sweep --dataset cifar10-jpeg --iterations 2000 --seeds 0 1
+    python -m softvq preset estimators-sweep --seeds 0        # choosing the estimators study's settings
+    python -m softvq preset estimators --seeds 0 1 2 3 4 --results results/estimators
     python -m softvq preset table1 --precision bf16 --compile --device cuda    # GPU numerics
     python -m softvq preset table1 --seeds 0 1 2 3 4 --launcher slurm --partition gpu --gpus-per-job 1
     python -m softvq gpu-check                        # on a CUDA machine: tests, speed, short Table 1 -> JSON
@@ -37,9 +39,12 @@ PRESETS = {
                                                                               dataset=a.dataset, **numerics(a))),
     "table2-sweep": lambda a: experiments.flatten(experiments.table2_sweep(a.dataset, a.seeds, a.iterations,
                                                                            **numerics(a))),
+    "estimators-sweep": lambda a: experiments.flatten(experiments.estimators_sweep(a.seeds, a.iterations,
+                                                                                   **numerics(a))),
+    "estimators": lambda a: experiments.flatten(experiments.estimators(a.seeds, a.iterations, **numerics(a))),
 }
-# --iterations when not given: the paper's 40,000, except Table 2 (None: each row's own budget) and its sweeps
-DEFAULT_ITERATIONS = {"table2": None, "table2-sweep": 2_000, "table2-scaling": 2_000}
+# --iterations when not given: the paper's 40,000, except Table 2 (None: each row's own budget) and the sweeps
+DEFAULT_ITERATIONS = {"table2": None, "table2-sweep": 2_000, "table2-scaling": 2_000, "estimators-sweep": 5_000}
 
 
 def numerics(args: argparse.Namespace) -> dict:

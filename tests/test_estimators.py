@@ -159,3 +159,18 @@ def test_estimator_swap_mean_is_the_trained_decoder_input():
         (xb,) = model.stacked_batches(x, len(x))
         expected = model(xb)["losses"]["recon"]
     assert math.isclose(scores["mean"]["recon_loss"], float(expected), rel_tol=1e-5)
+
+
+def test_committed_estimator_choices_are_what_the_committed_sweep_chooses():
+    from softvq import experiments
+    assert experiments.choose_estimators() == experiments.ESTIMATOR_CHOICES
+
+
+def test_cli_presets_of_the_estimators_study():
+    from softvq import __main__ as cli
+    args = cli.build_parser().parse_args(["preset", "estimators-sweep"])
+    sweep = cli.build_configs(args)
+    assert len(sweep) == 12 and all(c.validation and c.iterations == 5_000 for c in sweep)
+    table = cli.build_configs(cli.build_parser().parse_args(["preset", "estimators", "--seeds", "0", "1"]))
+    assert {c.bottleneck for c in table} == {"soft_vqvae", "sqvae", "vqvae"} and len(table) == 10
+    assert {c.estimator for c in table} == {"mean", "sample", "argmax"}
