@@ -1,5 +1,9 @@
-"""Every Config field is checked when the Config is built; the CLI turns a bad value into an argparse error."""
+"""Every Config field is checked when the Config is built; the CLI turns a bad value into an argparse error, and
+every other command-line mistake (missing data, an unusable image folder) into one `error:` line."""
 import dataclasses
+import importlib.util
+import math
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +33,17 @@ def test_bad_value_is_refused_at_construction(name, value):
         Config(**{name: value})
 
 
+NUMBERS = [f.name for f in dataclasses.fields(Config) if isinstance(f.default, float)]
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_non_finite_numbers_are_refused(name, value):
+    assert {"beta", "lr", "noise_std", "vq_weight", "temperature", "sigma_floor", "var_init"} <= set(NUMBERS)
+    with pytest.raises(ValueError, match=rf"^Config\.{name} = .* is not allowed; expected a finite number"):
+        Config(**{name: value})
+
+
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(ValueError) as info:
         Config(dataset="mnsit")
@@ -51,7 +66,8 @@ def test_presets_build():
 @pytest.mark.parametrize("argv", [
     ["run", "--dataset", "mnsit"], ["run", "--lr", "0"], ["run", "--seeds", "-1"], ["run", "--seeds", "x"],
     ["run", "--validation", "maybe"], ["preset", "table1", "--seeds", "-1"], ["preset", "table1", "--iterations", "0"],
-    ["preset", "table2", "--dataset", "mnsit"], ["preset", "table1", "--only", "gan"],
+    ["preset", "table2", "--dataset", "mnsit"], ["preset", "table1", "--only", "gan"], ["run", "--beta", "inf"],
+    ["run", "--noise-std", "nan"], ["run", "--lr", "inf"], ["preset", "table1", "--iterations", "1.5"],
 ])
 def test_cli_refuses_bad_values_before_running(argv, capsys, monkeypatch):
     monkeypatch.setattr(experiments, "run", lambda *a, **k: pytest.fail("reached experiments.run"))
@@ -61,6 +77,44 @@ def test_cli_refuses_bad_values_before_running(argv, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("usage: python -m softvq " + argv[0])
     assert [line for line in err.splitlines() if ": error: " in line] == [err.splitlines()[-1]]
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """Image folders a user may point --dataset at by mistake: empty, without class folders, without images."""
+    (tmp_path / "empty").mkdir()
+    for split in ("train", "test"):
+        (tmp_path / "no_classes" / split).mkdir(parents=True)
+        (tmp_path / "no_images" / split / "cat").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv", [["--data-root", "/no/such/folder"], ["--dataset", "folder:{}/empty"],
+                                  ["--dataset", "folder:{}/no_classes"], ["--dataset", "folder:{}/no_images"]])
+def test_cli_data_mistakes_are_one_error_line(argv, folders, capsys, monkeypatch):
+    monkeypatch.setattr(experiments, "run", lambda *a, **k: pytest.fail("reached experiments.run"))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", *[a.format(folders) for a in argv]])
+    assert info.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m softvq run: error: ")
+
+
+def _reproduce():
+    """The top-level reproduce.py as a module (it is not part of the package)."""
+    spec = importlib.util.spec_from_file_location("reproduce", Path(__file__).resolve().parents[1] / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("argv", [["--seeds", "-1"], ["--seeds", "0", "x"], ["--iterations", "0"],
+                                  ["--iterations", "inf"], ["--iterations", "2.5"]])
+def test_reproduce_checks_its_numbers(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        _reproduce().parse_args(argv)
+    assert info.value.code == 2
+    assert f": error: argument {argv[0]}: expected " in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_cli_reads_booleans(monkeypatch):

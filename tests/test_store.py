@@ -1,0 +1,210 @@
+"""softvq.store: damaged files are named, set aside and treated as missing; a damaged checkpoint falls back to the
+one before it; a checkpoint names every run of its stack; one lock per run keeps two processes from training it
+twice; every committed results JSON is found under its run id."""
+import dataclasses
+import functools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from filelock import FileLock
+
+from conftest import make_record
+from softvq import data, evaluation, runner, store, tables
+from softvq.config import EVALUATION, Config
+from softvq.model import build_model
+from softvq.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(d=8, K=8, iterations=20, noise_std=0.1, kmeans_n_init=1, probe_iterations=5)
+
+
+def warnings_of(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+
+
+@pytest.fixture
+def synthetic_data(monkeypatch):
+    """Random 'MNIST' images (300 training, 100 test), the same on every call: runs without any data set."""
+    def load(name, split, root=None, download=False):
+        n = 300 if split == "train" else 100
+        g = torch.Generator().manual_seed(n)
+        return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+    monkeypatch.setattr(data, "load_dataset", load)
+
+
+def test_a_damaged_results_json_is_named_set_aside_and_missing(tmp_path, capsys):
+    config = Config(iterations=20)
+    path = store.write_result(make_record(config, 0.5, 0.5, 0.9), config, tmp_path)
+    cut = path.read_text()[:40]
+    path.write_text(cut)
+    assert store.read_result(config, tmp_path) is None and not path.exists()
+    [line] = warnings_of(capsys)
+    assert line.startswith(f"warning: cannot read {path} (JSONDecodeError: ") and line.endswith(
+        f"moved to {path.name}.corrupt, treated as missing")
+    assert path.with_name(path.name + ".corrupt").read_text() == cut
+    path.write_text("[1, 2]")                               # JSON, but not a record; .corrupt is taken
+    assert store.read_result(config, tmp_path) is None
+    assert path.with_name(path.name + ".corrupt.1").read_text() == "[1, 2]"
+    assert path.with_name(path.name + ".corrupt").read_text() == cut          # never overwritten
+    assert len(warnings_of(capsys)) == 1
+
+
+def test_a_table_lists_a_damaged_run_under_missing_with_its_path(table1_dir, capsys):
+    configs, results = table1_dir
+    ae = store.result_path(configs[0], results)
+    ae.write_text(ae.read_text()[:-30])
+    df = tables.collect(configs, results)
+    assert str(ae) in df.attrs["missing"] and df.loc["ae", "seeds"] == 1
+    assert all(Path(p).name.endswith(".json") for p in df.attrs["missing"])
+    assert len(warnings_of(capsys)) == 1 and ae.with_name(ae.name + ".corrupt").exists()
+
+
+def test_a_damaged_results_json_is_trained_again(tmp_path, synthetic_data, capsys):
+    config = Config(bottleneck="ae", **{**TINY, "noise_std": 0.0})
+    folders = dict(device="cpu", results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c", progress=False)
+    [first] = runner.run([config], **folders)
+    path = store.result_path(config, tmp_path / "r")
+    path.write_bytes(path.read_bytes()[:100])
+    [again] = runner.run([config], **folders)
+    assert again["metrics"] == first["metrics"] and store.read_result(config, tmp_path / "r") == again
+    assert len(warnings_of(capsys)) == 1 and path.with_name(path.name + ".corrupt").exists()
+    latents = store.latents_path(config, tmp_path / "c")
+    latents.write_bytes(latents.read_bytes()[:50])
+    z, y = runner.latents(config, **folders)                          # trained again (from its checkpoint)
+    assert z.shape == (100, 8) and len(warnings_of(capsys)) == 1
+
+
+def _small_model():
+    return build_model((1, 28, 28), "soft_vqvae", 8, seeds=[0], widths=(32, 32, 64), num_codes=8, noise_std=0.1)
+
+
+def test_a_damaged_checkpoint_resumes_from_the_previous_one(tmp_path, capsys):
+    x = torch.rand(256, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    options = dict(batch_size=16, log_every=10, checkpoint_every=10, device="cpu")
+    reference = train(_small_model(), x, [0], iterations=30, progress=False, **options)
+    ckpt = tmp_path / "stack.pt"
+    train(_small_model(), x, [0], iterations=20, checkpoint=ckpt, progress=False, **options)
+    assert torch.load(store.previous(ckpt), weights_only=False)["iteration"] == 10
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    resumed = train(_small_model(), x, [0], iterations=30, checkpoint=ckpt, **options)
+    err = capsys.readouterr().err
+    assert f"warning: cannot read {ckpt} (RuntimeError: PytorchStreamReader" in err
+    assert f"resuming from {store.previous(ckpt)} at iteration 10" in err
+    assert resumed["total"] == reference["total"] and (tmp_path / "stack.pt.corrupt").exists()
+    for path in (ckpt, store.previous(ckpt)):                          # both damaged: from the start
+        path.write_bytes(b"not a checkpoint")
+    again = train(_small_model(), x, [0], iterations=30, checkpoint=ckpt, progress=False, **options)
+    assert again["total"] == reference["total"] and len(warnings_of(capsys)) == 2
+
+
+def test_a_checkpoint_written_for_other_runs_is_refused(tmp_path):
+    x = torch.rand(64, 1, 28, 28)
+    options = dict(batch_size=16, log_every=5, progress=False, device="cpu", checkpoint=tmp_path / "c.pt")
+    train(_small_model(), x, [0], iterations=5, identity=["run-a"], **options)
+    assert torch.load(tmp_path / "c.pt", weights_only=False)["identity"] == ["run-a"]
+    with pytest.raises(ValueError, match=r"written for seeds \[0\] of \['run-a'\], not \[0\] of \['run-b'\]"):
+        train(_small_model(), x, [0], iterations=10, identity=["run-b"], **options)
+
+
+def test_a_stack_whose_other_members_changed_never_resumes_their_weights(tmp_path, synthetic_data, monkeypatch):
+    a = Config(bottleneck="vae", **{**TINY, "noise_std": 0.0})
+    b, c = dataclasses.replace(a, beta=2.0), dataclasses.replace(a, beta=4.0)      # b and c: another sweep
+    assert store.checkpoint_path([a, b]) != store.checkpoint_path([a, c]) != store.checkpoint_path([a])
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_15(iteration):
+        if iteration == 15:
+            raise Interrupt
+
+    def run_stack(configs, folder, **train_options):
+        monkeypatch.setattr(runner, "train", functools.partial(train, **train_options))
+        return runner.run_stack(configs, None, "cpu", tmp_path / folder, tmp_path / f"{folder}-ckpt", progress=False,
+                                checkpoint_every=5)
+
+    expected = run_stack([a, c], "fresh")
+    with pytest.raises(Interrupt):
+        run_stack([a, b], "sweep", on_step=stop_at_15)                 # leaves a checkpoint at iteration 15
+    assert torch.load(store.checkpoint_path([a, b], tmp_path / "sweep-ckpt"),
+                      weights_only=False)["identity"] == [a.run_id, b.run_id]
+    changed = run_stack([a, c], "sweep")
+    for got, want in zip(changed, expected):
+        assert got["history"] == want["history"] and got["metrics"] == want["metrics"], got["run_id"]
+
+
+LOCK_HOLDER = """
+import os, sys, time
+from softvq import store
+from softvq.config import Config
+with store.locked([Config(iterations=20)], sys.argv[1]):
+    print("held", flush=True)
+    if sys.argv[2] == "kill":
+        os.kill(os.getpid(), 9)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_lock(results_dir, how: str) -> subprocess.Popen:
+    """A process that takes the lock of Config(iterations=20), says so, then sleeps `how` seconds or kills itself."""
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(results_dir), how], stdout=subprocess.PIPE,
+                              text=True, cwd=ROOT)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_held_lock_is_waited_for_with_one_line_naming_its_holder(tmp_path, capsys):
+    holder = _hold_lock(tmp_path, "2")
+    began = time.perf_counter()
+    with store.locked([Config(iterations=20)], tmp_path):
+        waited = time.perf_counter() - began
+    holder.wait()
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"waiting for {Config(iterations=20).run_id}: held by pid {holder.pid} on ")
+    assert waited > 0.5
+
+
+def test_a_lock_left_by_a_killed_process_is_free(tmp_path):
+    holder = _hold_lock(tmp_path, "kill")
+    assert holder.wait() == -9
+    with FileLock(store.lock_path(Config(iterations=20), tmp_path)).acquire(timeout=5):
+        pass
+
+
+@pytest.mark.slow
+def test_two_processes_on_the_same_run_train_it_once(mnist_root, tmp_path):
+    command = [sys.executable, "-m", "softvq", "run", "--bottleneck", "ae", "--d", "8", "--iterations", "30",
+               "--train-size", "500", "--eval-size", "200", "--kmeans-n-init", "1", "--probe-iterations", "10",
+               "--data-root", str(Path(mnist_root).resolve()), "--results", str(tmp_path / "results"), "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                             env=env) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0] and outputs[0][0].count("\n") == 1          # the same record line
+    assert sum("training 1 model" in err for _, err in outputs) == 1                  # trained once
+    [json_file] = (tmp_path / "results").rglob("*.json")
+    assert json.loads(json_file.read_text())["run_id"] == json.loads(outputs[0][0])["run_id"]
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_every_committed_result_is_found_under_its_run_id():
+    """Run ids never change: every results JSON of the repository is where its config's run id puts it."""
+    results = ROOT / "results"
+    paths = sorted(results.glob("*/*.json"))
+    assert len(paths) > 100
+    for path in paths:
+        config = json.loads(path.read_text())["config"]
+        if config["bottleneck"] == "raw":
+            fields = {k: v for k, v in config.items() if k in EVALUATION}
+            assert evaluation.evaluate_raw(config["dataset"], config["validation"], results_dir=results,
+                                           compute=False, **fields) is not None, path
+        else:
+            assert store.result_path(Config(**config), results) == path
