@@ -157,6 +157,18 @@ def test_tables_without_training_report_missing_runs(tmp_path, workspace):
     assert (figures / "table2.csv").exists() and not (tmp_path / "empty").exists()
 
 
+def test_train_notebook_never_shows_another_runs_reconstructions(tmp_path, workspace):
+    """Notebook 02 keys its saved reconstructions by run id: a run of another config does not find them."""
+    folders = dict(figures_dir=str(tmp_path / "figures"), results_dir=str(tmp_path / "results"),
+                   checkpoint_dir=str(tmp_path / "checkpoints"))
+    shown = tmp_path / "figures" / "train_soft_vqvae_reconstructions.png"
+    execute("02_train", workspace, out_name="02_train-first", **PARAMETERS["02_train"], **folders)
+    shown.unlink()
+    execute("02_train", workspace, out_name="02_train-other", **PARAMETERS["02_train"], **folders, beta=0.5,
+            train_missing=False)
+    assert not shown.exists()
+
+
 def _reproduce():
     """The top-level reproduce.py as a module (it is not part of the package)."""
     import importlib.util
