@@ -10,20 +10,20 @@ Writes benchmarks/results/platform_compare.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from scipy import stats
 
-from softvq import tables
+from softvq import store, tables
 from softvq.io import write_json
 
 ROOT = Path(__file__).resolve().parent
 
 
 def load(folder: Path) -> dict[str, dict]:
-    """The results records of a folder by run id."""
-    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    """The results records of a folder by run id (a damaged one is set aside by the store and left out)."""
+    records = {p.stem: store.read_json(p) for p in folder.glob("*.json")}
+    return {run_id: r for run_id, r in records.items() if r is not None}
 
 
 def compare(first: Path, second: Path) -> list[dict]:

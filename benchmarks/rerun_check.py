@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import softvq  # noqa: F401  (first: flush-to-zero on every torch thread)
-from softvq import experiments
+from softvq import experiments, store
 from softvq.experiments import Config
 from softvq.io import write_json
 from softvq.provenance import code_version
@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parent
 
 
 def stacks(paths: list[Path]) -> list[list[dict]]:
-    """Records grouped as they were trained: same stack key and the recorded stack size."""
+    """Records grouped as they were trained: same stack key and the recorded stack size (a damaged file is set
+    aside by the store and left out)."""
     groups: dict[tuple, list[dict]] = {}
-    for p in paths:
-        rec = json.loads(p.read_text())
+    for rec in filter(None, map(store.read_json, paths)):
         cfg = Config(**rec["config"])
         groups.setdefault((cfg.stack_key(), rec["stack_size"]), []).append(rec)
     return list(groups.values())
