@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from softvq import __main__ as cli
-from softvq import experiments, launch
+from softvq import experiments, launch, store
 from softvq.experiments import Config
 
 pytest.importorskip("submitit")
@@ -68,7 +68,7 @@ def test_a_preempted_job_resumes_from_its_checkpoint(mnist_root, tmp_path):
                                      progress=False)[0]
     spec = local(tmp_path)
     [job] = launch.submit([stack_task([config], mnist_root, tmp_path, "preempted", checkpoint_every=25)], spec)
-    checkpoint = tmp_path / "ckpt" / f"{config.run_id}-x1.pt"
+    checkpoint = store.checkpoint_path([config], tmp_path / "ckpt")
     deadline = time.time() + 120
     while not checkpoint.exists() and time.time() < deadline:
         time.sleep(0.2)
