@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from softvq import experiments, runner
+from softvq import experiments, runner, store
 from softvq.train import train
 from softvq.experiments import Config
 
@@ -151,13 +151,15 @@ def test_rerun_and_resume_give_identical_metrics(mnist_root, tmp_path, monkeypat
             raise Interrupt
 
     def run(name, **train_options):
-        monkeypatch.setattr(runner, "train", functools.partial(train, checkpoint_every=10, **train_options))
+        monkeypatch.setattr(runner, "train", functools.partial(train, **train_options))
         return experiments.run_stack([config], mnist_root, "cpu", tmp_path / name, tmp_path / f"{name}-ckpt",
-                                     progress=False)[0]
+                                     progress=False, checkpoint_every=10)[0]
 
     first, second = run("a"), run("b")
     with pytest.raises(Interrupt):
         run("c", on_step=stop_at_30)
+    saved = torch.load(store.checkpoint_path([config], tmp_path / "c-ckpt"), weights_only=False)
+    assert saved["iteration"] == 30                                      # so the last run resumes at 30
     resumed = run("c")
     for other in (second, resumed):
         for key in ("metrics", "history", "final_losses", "codebook"):
