@@ -181,7 +181,8 @@ def test_a_lock_left_by_a_killed_process_is_free(tmp_path):
 def test_two_processes_on_the_same_run_train_it_once(mnist_root, tmp_path):
     command = [sys.executable, "-m", "softvq", "run", "--bottleneck", "ae", "--d", "8", "--iterations", "30",
                "--train-size", "500", "--eval-size", "200", "--kmeans-n-init", "1", "--probe-iterations", "10",
-               "--data-root", str(Path(mnist_root).resolve()), "--results", str(tmp_path / "results"), "--device", "cpu"]
+               "--data-root", str(Path(mnist_root).resolve()), "--results", str(tmp_path / "results"),
+               "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                              env=env) for _ in range(2)]
