@@ -126,7 +126,9 @@ def linear_probe(
 
     The classifier is one fully connected layer + softmax (multinomial logistic
     regression, no regularisation), fitted on the training latents and evaluated on the
-    test latents. Features are standardised with the training-set mean and std. It is
+    test latents. Features are standardised with the training-set mean and std; a feature
+    constant on the training latents is only centred (scale 1), so that a test value off
+    that constant is not blown up by a vanishing std. It is
     trained full-batch with L-BFGS (strong Wolfe line search) for at most ``epochs``
     iterations, each one or more passes over the whole training set; it usually stops
     earlier, once the loss stops changing. The problem is convex, so ``seed`` (which
@@ -165,7 +167,8 @@ def linear_probe(
     xt = torch.as_tensor(z_test, dtype=torch.float32, device=device)  # (M, D)
     y = torch.as_tensor(y_train, dtype=torch.int64, device=device)  # (N,)
     yt = torch.as_tensor(y_test, dtype=torch.int64, device=device)  # (M,)
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
+    mean, std = x.mean(0), x.std(0)
+    std = torch.where((x == x[0]).all(0), torch.ones_like(std), std)  # a feature constant on z_train: scale 1
     x, xt = (x - mean) / std, (xt - mean) / std
 
     n_classes = int(max(y.max(), yt.max())) + 1

@@ -121,6 +121,17 @@ def test_linear_probe_separable_data():
     assert linear_probe(z_train, y_train, z_test, y_test, epochs=100) > 0.95
 
 
+def test_linear_probe_feature_constant_in_training_does_not_swamp_the_test():
+    # Like a border pixel of MNIST: 0 on every training image, 1 on a few test images. The probe
+    # must score those test images as if the pixel were not there (scale 1, not 1 / 0).
+    weight = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    z_train, y_train = _linear_data(1000, 1, weight)
+    z_test, y_test = _linear_data(500, 2, weight)
+    z_train = torch.cat([z_train, torch.zeros(1000, 1)], 1)
+    z_test = torch.cat([z_test, (torch.arange(500) % 2).float()[:, None]], 1)
+    assert linear_probe(z_train, y_train, z_test, y_test, epochs=100) > 0.95
+
+
 def test_linear_probe_random_labels_is_chance():
     rng = np.random.default_rng(0)
     z_train, z_test = rng.standard_normal((2000, 8)), rng.standard_normal((2000, 8))
