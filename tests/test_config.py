@@ -55,12 +55,23 @@ def test_known_datasets_are_allowed(dataset):
     assert Config(dataset=dataset).dataset == dataset
 
 
-def test_presets_build():
-    configs = [*experiments.table1(), *experiments.table2("svhn"), *experiments.figure4(),
-               experiments.official_code()]
-    for sweep in (experiments.ablation(), experiments.noise_sweep(), experiments.scaling_sweep()):
-        configs += experiments.flatten(sweep)
-    assert all(isinstance(c, Config) for c in configs)
+def test_presets_follow_the_papers_protocol():
+    table1 = experiments.table1(seeds=(0, 1))
+    assert {(c.bottleneck, c.seed) for c in table1} == {(b, s) for b in experiments.TABLE1 for s in (0, 1)}
+    assert {(c.dataset, c.d, c.iterations, c.validation) for c in table1} == {("mnist", 64, 40_000, False)}
+    assert {c.K for c in table1 if c.bottleneck.endswith("vqvae")} == {128}
+    assert {c.d for c in experiments.figure4()} == {60}
+    table2 = experiments.table2("svhn")
+    assert {(c.dataset, c.d, c.net, c.validation) for c in table2} == {("svhn", 256, "cnn", False)}
+    assert {c.bottleneck: c.iterations for c in table2}["soft_vqvae"] == 10_000  # the paper's budgets
+    assert {c.iterations for c in table2 if c.bottleneck != "soft_vqvae"} == {40_000}
+
+
+@pytest.mark.parametrize("sweep", ["ablation", "noise_sweep", "scaling_sweep", "table2_sweep", "estimators_sweep"])
+def test_sweeps_choose_on_the_validation_split_and_name_distinct_runs(sweep):
+    configs = experiments.flatten(getattr(experiments, sweep)())
+    assert all(c.validation for c in configs)
+    assert len({c.run_id for c in configs}) == len(configs)
 
 
 @pytest.mark.parametrize("argv", [

@@ -83,12 +83,24 @@ def test_the_cnn_trains_one_model_a_stack_on_a_cpu(monkeypatch):
     assert [len(t.kwargs["configs"]) for t in submitted] == [1, 1, 1]
 
 
-def test_validation_split_never_touches_the_test_set(mnist_root):
-    x_tr, y_tr, x_val, y_val = experiments.splits("mnist", True, mnist_root)
-    assert len(x_tr) == 50_000 and len(x_val) == 10_000
-    x_all, _ = experiments.splits("mnist", False, mnist_root)[:2]
-    # the validation images are training images
-    assert torch.equal(x_val[:5], x_all[torch.randperm(60_000, generator=torch.Generator().manual_seed(0))[-10_000:][:5]])
+@pytest.mark.parametrize("n_train", [60_000, 1_000])
+def test_validation_split_never_touches_the_test_set(monkeypatch, n_train):
+    reads = []
+
+    def load_dataset(name, split, root=None):                 # image i is the number i: its index, readable
+        reads.append(split)
+        n = n_train if split == "train" else 100
+        return torch.arange(n, dtype=torch.float32)[:, None], torch.arange(n) % 10
+    monkeypatch.setattr(experiments.data, "load_dataset", load_dataset)
+    x_tr, y_tr, x_val, y_val = experiments.splits("mnist", True)
+    assert reads == ["train"]                                   # the test set is never read
+    held_out = min(10_000, n_train // 5)
+    assert (len(x_tr), len(x_val)) == (n_train - held_out, held_out)
+    train, val = set(x_tr[:, 0].long().tolist()), set(x_val[:, 0].long().tolist())
+    assert not train & val and train | val == set(range(n_train))    # disjoint, and together the training set
+    assert torch.equal(y_val, x_val[:, 0].long() % 10)                # labels travel with their images
+    assert torch.equal(experiments.splits("mnist", True)[2], x_val)   # the same split every time
+    assert x_val[:, 0].tolist() != sorted(x_val[:, 0].tolist())       # a shuffle, not the last images
 
 
 def test_run_writes_one_json_per_config_and_skips_finished(mnist_root, tmp_path, monkeypatch):

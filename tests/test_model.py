@@ -56,11 +56,16 @@ def test_stack_initialisation_equals_alone():
         torch.testing.assert_close(p_stack[1], p_alone[0] if p_alone.dim() != 4 else p_alone, msg=name)
 
 
-def test_eval_mode_is_deterministic_and_uses_mean():
-    model = build_model((1, 28, 28), "vae", 8, seeds=[0]).eval()
-    x = torch.rand(1, 4, 1, 28, 28)
-    torch.testing.assert_close(model(x)["logits"], model(x)["logits"])
-    assert model.encode(x[0]).shape == (1, 4, 8)
+@pytest.mark.parametrize("name", ["vae", "info_dropout"])
+def test_evaluation_decodes_z_e_and_training_a_noisy_code(name):
+    model = build_model((1, 28, 28), name, 8, seeds=[0])
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        from_z_e = model.decoder(model.encode(x))                    # (1, 4, 1, 28, 28): the mean's decoding
+        model.eval()
+        torch.testing.assert_close(model(x[None])["logits"], from_z_e)
+        model.train()
+        assert (model(x[None])["logits"] - from_z_e).abs().max() > 1e-3
 
 
 def test_unknown_names_raise():

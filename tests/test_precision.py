@@ -8,25 +8,43 @@ from softvq.experiments import Config
 SHAPE = (1, 8, 8)
 
 
-def final_losses(precision="fp32", compile=False, iterations=30):
+def final_losses(precision="fp32", compile=False, iterations=30, seen=None):
+    """The last logged total loss of a small stack; `seen` (a list) collects, at every forward pass, the
+    encoder output's dtype, the bottleneck input's dtype and the CUDA TF32 flags in force."""
     x = torch.rand(256, *SHAPE, generator=torch.Generator().manual_seed(0))
     model = build_model(SHAPE, "soft_vqvae", 4, widths=(16, 16, 16), num_codes=5, seeds=[0, 1], noise_std=0.1)
+    if seen is not None:
+        flags = lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        model.encoder.register_forward_hook(lambda m, i, out: seen.append(("encoder", out.dtype, flags())))
+        model.bottleneck.register_forward_pre_hook(lambda m, i: seen.append(("bottleneck", i[0].dtype, flags())))
     history = train(model, x, [0, 1], iterations=iterations, batch_size=16, log_every=10, progress=False,
                     device="cpu", precision=precision, compile=compile)
     return torch.tensor(history["total"][-1]), model
 
 
-def test_bf16_stays_close_to_fp32_and_keeps_float32_weights():
+def test_bf16_runs_the_encoder_in_bfloat16_and_stays_close_to_fp32():
     fp32, _ = final_losses("fp32")
-    bf16, model = final_losses("bf16")
+    seen = []
+    bf16, model = final_losses("bf16", seen=seen)
+    assert {dtype for part, dtype, _ in seen if part == "encoder"} == {torch.bfloat16}
+    assert {dtype for part, dtype, _ in seen if part == "bottleneck"} == {torch.float32}   # quantizer: float32
+    assert not torch.equal(bf16, fp32)                                  # the autocast really changed the sums
     torch.testing.assert_close(bf16, fp32, rtol=0.02, atol=0)          # bfloat16 keeps 8 bits of mantissa
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
-def test_tf32_is_fp32_on_a_cpu_and_leaves_the_global_settings_alone():
-    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    assert torch.equal(final_losses("tf32")[0], final_losses("fp32")[0])
-    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+@pytest.mark.parametrize("before", [(False, False), (True, True)])
+def test_tf32_is_allowed_only_while_training_and_only_when_asked(before):
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+        for precision, during in (("tf32", (True, True)), ("fp32", (False, False))):
+            seen = []
+            final_losses(precision, iterations=2, seen=seen)
+            assert {f for _, _, f in seen} == {during}, precision
+            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @pytest.mark.slow
