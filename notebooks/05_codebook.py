@@ -66,7 +66,9 @@ launcher = {}           # {}: train inline; {"kind": "local" or "slurm", ...}: a
 progress = True         # training progress bars
 
 # %%
-from softvq import budgets, data, experiments, plots, tables
+from IPython.display import Markdown
+
+from softvq import budgets, data, experiments, plots, tables, verdicts
 
 settings = budgets.budget(budget, iterations=iterations, seeds=seeds, kmeans_n_init=kmeans_n_init,
                           table2_iterations=table2_iterations)
@@ -96,7 +98,8 @@ df = tables.codebook_table(records)
 tables.write_codebook_table(df, "codebook_table1", figures, budget=budget,
                             note=f"Table 1 quantizer rows (MNIST, d = 64, K = 128), {settings['iterations']:,} "
                                  f"iterations; statistics on the test set.")
-df
+display(df)
+display(Markdown("**Verdict.**\n\n" + verdicts.codebook_verdict(df)))
 
 # %% [markdown]
 # ## Usage by codeword and the learned variances
@@ -131,3 +134,4 @@ for dataset in datasets2:
                                 budget=budget, note=f"Table 2 quantizer rows ({label}, d = 256), "
                                                     f"{configs2[0].iterations:,} iterations; statistics on the test set.")
     display(df2)
+    display(Markdown(f"**Verdict ({label}).**\n\n" + verdicts.codebook_verdict(df2)))

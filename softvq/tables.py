@@ -156,7 +156,7 @@ def _paper_column_note(df: pd.DataFrame) -> str:
     return f" Paper columns: the paper's {names} numbers (original pixels)."
 
 
-def _fmt(value: float, metric: str, signed: bool = False) -> str:
+def format_metric(value: float, metric: str, signed: bool = False) -> str:
     if value is None or not np.isfinite(value):
         return "–"
     digits = 4 if metric == "nmi" else 2
@@ -173,11 +173,11 @@ def format_table(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.D
     out["seeds"] = [f"{n}" + (f" ({k} missing)" if k else "") for n, k in zip(df["seeds"], df["missing"])]
     for m in metrics:
         label = SHORT_LABELS[m]
-        out[label] = ["missing" if n == 0 else _fmt(v, m) + (f" ± {_fmt(s, m)}" if np.isfinite(s) else "")
+        out[label] = ["missing" if n == 0 else format_metric(v, m) + (f" ± {format_metric(s, m)}" if np.isfinite(s) else "")
                       for n, v, s in zip(df["seeds"], df[m], df[f"{m}_std"])]
         if f"paper_{m}" in df:
-            out[f"{label.split()[0]} paper"] = [_fmt(v, m) for v in df[f"paper_{m}"]]
-            out[f"{label.split()[0]} diff"] = [_fmt(v, m, signed=True) for v in df[f"diff_{m}"]]
+            out[f"{label.split()[0]} paper"] = [format_metric(v, m) for v in df[f"paper_{m}"]]
+            out[f"{label.split()[0]} diff"] = [format_metric(v, m, signed=True) for v in df[f"diff_{m}"]]
     return out
 
 
@@ -272,8 +272,8 @@ def format_statistics(df: pd.DataFrame) -> pd.DataFrame:
     for m in dict.fromkeys(df["metric"]):
         part = df[df["metric"] == m]
         label = SHORT_LABELS[m]
-        out[f"{label} (n)"] = [f"{_fmt(v, m)} [{_fmt(lo, m)}, {_fmt(hi, m)}] ({n})" if np.isfinite(lo)
-                               else f"{_fmt(v, m)} ({n})" for v, lo, hi, n in
+        out[f"{label} (n)"] = [f"{format_metric(v, m)} [{format_metric(lo, m)}, {format_metric(hi, m)}] ({n})" if np.isfinite(lo)
+                               else f"{format_metric(v, m)} ({n})" for v, lo, hi, n in
                                zip(part["mean"], part["ci_low"], part["ci_high"], part["seeds"])]
         out[f"{label.split()[0]} p"] = ["–" if not np.isfinite(p) else f"{p:.2g}" for p in part["p_reference_better"]]
     return out

@@ -1,0 +1,150 @@
+"""Verdict sentences computed from a section's own numbers, for the notebooks' prose.
+
+A verdict says, per metric, which row leads, by how much over the runner-up, and whether the lead survives
+the seed statistics of `tables.seed_statistics`: the reference row beats every other row at one-sided
+p < ALPHA (Welch's t-test over seeds), or the leader's 95 % interval clears the reference's. With one seed
+a verdict says that there is no interval, so that a small lead reads as a hint and not a result.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import paper
+from .tables import METRICS, format_metric
+
+ALPHA = 0.05
+ONE_SEED = "\n\nNo seed statistics for this sweep: a lead of a few points is a hint, not a result."
+METRIC_NAMES = {"cluster_acc": "clustering accuracy", "nmi": "NMI", "classification_acc": "classification accuracy"}
+
+
+def label(row: str) -> str:
+    return paper.LABELS.get(str(row), str(row))
+
+
+def _gap(metric: str, value: float) -> str:
+    return f"{value:.2f} points" if metric in paper.PERCENT else f"{value:.4f}"
+
+
+def _value(metric: str, value: float) -> str:
+    return format_metric(value, metric) + (" %" if metric in paper.PERCENT else "")
+
+
+def ranked(values: Mapping[str, float], higher_is_better: bool = True) -> list[tuple[str, float]]:
+    """(row, value) pairs with a finite value, best first."""
+    finite = [(k, float(v)) for k, v in values.items() if v is not None and np.isfinite(v)]
+    return sorted(finite, key=lambda kv: -kv[1] if higher_is_better else kv[1])
+
+
+def lead(values: Mapping[str, float], what: str, show: Callable[[float], str] = "{:.3g}".format,
+         higher_is_better: bool = True) -> str:
+    """'<what>: <leader> leads with <value>, <gap> ahead of <runner-up> (<value>)' for one set of numbers."""
+    order = ranked(values, higher_is_better)
+    if not order:
+        return f"{what}: no numbers yet."
+    (best, v1), rest = order[0], order[1:]
+    if not rest:
+        return f"{what}: only {label(best)} so far ({show(v1)})."
+    second, v2 = rest[0]
+    return (f"{what}: {label(best)} leads with {show(v1)}, {show(abs(v1 - v2))} "
+            f"{'ahead of' if higher_is_better else 'below'} {label(second)} ({show(v2)}).")
+
+
+def _statistics(stats: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return stats[stats["metric"] == metric].set_index("row")
+
+
+def _survival(metric: str, leader: str, runner_up: str, stats: pd.DataFrame | None) -> str:
+    """Whether the lead survives the seed statistics, in one clause."""
+    if stats is None:
+        return ""
+    part, reference = _statistics(stats, metric), stats.attrs["reference"]
+    if leader not in part.index or not np.isfinite(part.loc[leader, "ci_low"]):
+        return " Too few seeds for an interval."
+    if leader == reference:
+        p = part["p_reference_better"].drop(reference).dropna()
+        if p.empty:
+            return ""
+        worst, n = p.idxmax(), len(p)
+        if p.max() < ALPHA:
+            return (f" It beats each of the {n} other rows at one-sided p <= {p.max():.2g} (Welch over "
+                    f"{int(part.loc[leader, 'seeds'])} seeds; the weakest test is against {label(worst)}).")
+        return (f" That lead is within the seed noise against {label(worst)} (one-sided p = {p.max():.2g}; "
+                f"{int((p < ALPHA).sum())} of {n} rows are beaten at p < {ALPHA:g}).")
+    if reference not in part.index or not np.isfinite(part.loc[reference, "mean"]):
+        return ""
+    p = part.loc[leader, "p_reference_better"]
+    clear = part.loc[leader, "ci_low"] > part.loc[reference, "ci_high"]
+    behind = "" if runner_up == reference else \
+        f" {label(reference)} is {_gap(metric, part.loc[leader, 'mean'] - part.loc[reference, 'mean'])} behind;"
+    return (f"{behind} the leader's 95 % interval {'clears' if clear else 'overlaps'} the {label(reference)}'s"
+            + (f" (one-sided p = {p:.2g} that the {label(reference)} is better)." if np.isfinite(p) else "."))
+
+
+def _bullets(df: pd.DataFrame, stats: pd.DataFrame | None, metrics, skip) -> list[str]:
+    lines = []
+    for m in [m for m in (metrics or METRICS) if m in df]:
+        values = {row: df.loc[row, m] for row in df.index if row not in skip and df.loc[row, "seeds"] > 0}
+        order = ranked(values)
+        if len(order) < 2:
+            lines.append(f"- {METRIC_NAMES[m]}: fewer than two rows with results.")
+            continue
+        (best, v1), (second, v2) = order[:2]
+        several = stats is not None and df.loc[best, "seeds"] > 1
+        lines.append(f"- **{METRIC_NAMES[m]}**: {label(best)} leads with {_value(m, v1)}, {_gap(m, v1 - v2)} ahead "
+                     f"of {label(second)} ({_value(m, v2)})." + _survival(m, best, second, stats if several else None))
+    return lines
+
+
+def table_verdict(df: pd.DataFrame, stats: pd.DataFrame | None = None, metrics=None, skip=("raw",),
+                  by: str | None = None) -> str:
+    """Markdown bullets, one per metric of a `tables.collect` table: the leader, its margin over the
+    runner-up, and (with `stats` from `tables.seed_statistics`) whether that survives the seeds. Rows in
+    `skip` (the raw pixels: not a model) are left out of the race. `by` names a column (e.g. "bottleneck")
+    whose groups race separately, as in a sweep that chooses a setting per bottleneck."""
+    groups = df.groupby(by, sort=False) if by else [(None, df)]
+    blocks = ["\n".join(([f"**{label(name)}**", ""] if by else []) + _bullets(part, stats, metrics, skip))
+              for name, part in groups]
+    return "\n\n".join(blocks) + (ONE_SEED if stats is None else "")
+
+
+def reference_verdict(stats: pd.DataFrame, metrics=None) -> str:
+    """Markdown bullets from `tables.seed_statistics`: per metric, each row's difference to the reference
+    row, split into rows the reference beats at one-sided p < ALPHA and the rest (an ablation's question:
+    which change matters)."""
+    reference, lines = stats.attrs["reference"], []
+    for m in [m for m in (metrics or METRICS) if m in set(stats["metric"])]:
+        part = _statistics(stats, m)
+        if reference not in part.index or not np.isfinite(part.loc[reference, "mean"]):
+            lines.append(f"- {METRIC_NAMES[m]}: no results for {label(reference)} yet.")
+            continue
+        others = part.drop(reference).dropna(subset=["mean"])
+        diff = (others["mean"] - part.loc[reference, "mean"]).sort_values()
+        show = lambda rows: ", ".join(f"{label(r)} ({'+' if diff[r] >= 0 else '-'}{_gap(m, abs(diff[r]))})"
+                                      for r in rows) or "none"
+        beaten = [r for r in diff.index if others.loc[r, "p_reference_better"] < ALPHA]
+        rest = [r for r in diff.index if r not in beaten]
+        lines.append(f"- **{METRIC_NAMES[m]}** ({label(reference)}: {_value(m, part.loc[reference, 'mean'])}): "
+                     f"worse at one-sided p < {ALPHA:g}: {show(beaten)}; not shown to differ: {show(rest)}.")
+    return "\n".join(lines)
+
+
+def codebook_verdict(df: pd.DataFrame) -> str:
+    """Markdown bullets from a `tables.codebook_table`: codewords used, hard perplexity and, for the soft
+    VQ-VAE, how often the decoder sees one codeword rather than a blend."""
+    lines = []
+    for row in df.index:
+        r = df.loc[row]
+        if not r["seeds"]:
+            continue
+        text = (f"- **{label(row)}** uses {r['codewords_used']:.0f} of its K = {r['K']:.0f} codewords "
+                f"({r['codewords_used'] / r['K']:.0%}); the hard perplexity is {r['perplexity_hard']:.3g}, "
+                f"so {r['perplexity_hard'] / r['K']:.0%} of K is in effective use")
+        if np.isfinite(r.get("mean_max_posterior", math.nan)):
+            text += (f"; its mean largest posterior is {r['mean_max_posterior']:.3f}"
+                     f" ({'nearly a hard choice' if r['mean_max_posterior'] > 0.9 else 'a blend of codewords'})")
+        lines.append(text + f" (mean over {int(r['seeds'])} seed{'s' if r['seeds'] > 1 else ''}).")
+    return "\n".join(lines) or "- no codebook statistics yet."
