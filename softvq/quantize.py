@@ -28,6 +28,11 @@ def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return (z_sq - 2 * cross + mu_sq).clamp_min(0)
 
 
+def _against_inputs(log_var: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """log sigma_k^2 (..., K), one variance per component, as (..., 1, K) against the N inputs; (..., N, K) as is."""
+    return log_var.unsqueeze(-2) if log_var.dim() == codebook.dim() - 1 else log_var
+
+
 def posterior_logits(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor,
                      weighting: str = "paper") -> torch.Tensor:
     """The unnormalised log posterior of eq. 7: -||z - mu_k||^2 / (2 sigma_k^2) - (d/2) log sigma_k^2, (..., N, K).
@@ -40,8 +45,7 @@ def posterior_logits(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Ten
         raise ValueError(f"log_var has {log_var.shape[-1]} components, codebook has {codebook.shape[-2]}")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
-    if log_var.dim() == codebook.dim() - 1:                     # (..., K): one variance per component
-        log_var = log_var.unsqueeze(-2)
+    log_var = _against_inputs(log_var, codebook)
     d = z.shape[-1]
     dist = squared_distances(z, codebook)                       # (..., N, K)
     log_weight = -0.5 * d * log_var if weighting == "paper" else 0.5 * log_var
@@ -75,9 +79,7 @@ def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor
     """
     posterior = torch.softmax(posterior_logits(z, codebook, log_var, weighting), dim=-1)
     if weighting == "svhn_code":
-        if log_var.dim() == codebook.dim() - 1:
-            log_var = log_var.unsqueeze(-2)
-        return (posterior * torch.exp(0.5 * log_var)) @ codebook, posterior
+        return (posterior * torch.exp(0.5 * _against_inputs(log_var, codebook))) @ codebook, posterior
     return posterior @ codebook, posterior
 
 
