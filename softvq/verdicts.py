@@ -78,10 +78,11 @@ def _survival(metric: str, leader: str, runner_up: str, stats: pd.DataFrame | No
         return ""
     p = part.loc[leader, "p_reference_better"]
     clear = part.loc[leader, "ci_low"] > part.loc[reference, "ci_high"]
-    behind = "" if runner_up == reference else \
-        f" {label(reference)} is {_gap(metric, part.loc[leader, 'mean'] - part.loc[reference, 'mean'])} behind;"
-    return (f"{behind} the leader's 95 % interval {'clears' if clear else 'overlaps'} the {label(reference)}'s"
-            + (f" (one-sided p = {p:.2g} that the {label(reference)} is better)." if np.isfinite(p) else "."))
+    clause = (f"the leader's 95 % interval {'clears' if clear else 'overlaps'} the {label(reference)}'s"
+              + (f" (one-sided p = {p:.2g} that the {label(reference)} is better)." if np.isfinite(p) else "."))
+    if runner_up == reference:
+        return f" {clause[0].upper()}{clause[1:]}"
+    return f" {label(reference)} is {_gap(metric, part.loc[leader, 'mean'] - part.loc[reference, 'mean'])} behind; {clause}"
 
 
 def _bullets(df: pd.DataFrame, stats: pd.DataFrame | None, metrics, skip) -> list[str]:

@@ -46,6 +46,8 @@ def test_another_leader_is_measured_against_the_reference():
     text = verdicts.table_verdict(df, stats, metrics=["cluster_acc"])
     assert "VAE leads with 70.00 %, 5.00 points ahead of baseline AE" in text
     assert "soft VQ-VAE is 10.00 points behind; the leader's 95 % interval clears the soft VQ-VAE's" in text
+    text = verdicts.table_verdict(df.drop("ae"), stats[stats["row"] != "ae"], metrics=["cluster_acc"])
+    assert "ahead of soft VQ-VAE (60.00 %). The leader's 95 % interval clears" in text    # the runner-up is it
 
 
 def test_one_seed_sweeps_race_per_group_and_warn():
