@@ -173,7 +173,8 @@ def format_table(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.D
     out["seeds"] = [f"{n}" + (f" ({k} missing)" if k else "") for n, k in zip(df["seeds"], df["missing"])]
     for m in metrics:
         label = SHORT_LABELS[m]
-        out[label] = ["missing" if n == 0 else format_metric(v, m) + (f" ± {format_metric(s, m)}" if np.isfinite(s) else "")
+        out[label] = ["missing" if n == 0 else
+                      format_metric(v, m) + (f" ± {format_metric(s, m)}" if np.isfinite(s) else "")
                       for n, v, s in zip(df["seeds"], df[m], df[f"{m}_std"])]
         if f"paper_{m}" in df:
             out[f"{label.split()[0]} paper"] = [format_metric(v, m) for v in df[f"paper_{m}"]]
@@ -272,8 +273,8 @@ def format_statistics(df: pd.DataFrame) -> pd.DataFrame:
     for m in dict.fromkeys(df["metric"]):
         part = df[df["metric"] == m]
         label = SHORT_LABELS[m]
-        out[f"{label} (n)"] = [f"{format_metric(v, m)} [{format_metric(lo, m)}, {format_metric(hi, m)}] ({n})" if np.isfinite(lo)
-                               else f"{format_metric(v, m)} ({n})" for v, lo, hi, n in
+        out[f"{label} (n)"] = [f"{format_metric(v, m)} [{format_metric(lo, m)}, {format_metric(hi, m)}] ({n})"
+                               if np.isfinite(lo) else f"{format_metric(v, m)} ({n})" for v, lo, hi, n in
                                zip(part["mean"], part["ci_low"], part["ci_high"], part["seeds"])]
         out[f"{label.split()[0]} p"] = ["–" if not np.isfinite(p) else f"{p:.2g}" for p in part["p_reference_better"]]
     return out
