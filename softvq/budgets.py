@@ -17,8 +17,8 @@ from .experiments import Config
 COMMITTED = "cpu"           # the budget the committed figures/ and results/ come from
 
 BUDGETS = {
-    # a smoke run of every notebook in minutes on a CPU: 50 iterations (Table 2: 10), the first 2,000 training
-    # and 500 evaluation images, a capped linear probe, 3 K-means starts; numbers far from converged
+    # a smoke run of every notebook in minutes on a CPU: 50 iterations (Table 2: 10), 2,000 training and 500
+    # evaluation images (a fixed draw), a capped linear probe, 3 K-means starts; numbers far from converged
     "quick": dict(iterations=50, seeds=(0,), table2_seeds=(0,), table2_iterations=10, figure4_iterations=50,
                   train_iterations=50, ablation_iterations=50, ablation_seeds=(0,), kmeans_n_init=3,
                   tsne_points=500, train_size=2_000, eval_size=500, probe_iterations=50, theorem_samples=5_000,

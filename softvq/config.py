@@ -73,7 +73,7 @@ class Config:
     commitment weight of the VQ-VAE and soft VQ-VAE. `validation=True` trains on the training set minus a
     fixed held-out 10,000 and evaluates on those (for choosing settings; the test set is never used then).
     `probe_iterations` caps the linear probe's L-BFGS iterations; `train_size` / `eval_size` > 0 keep only
-    the first that many training / evaluation images (the quick budget's smoke runs; 0 keeps all, as the
+    that many training / evaluation images, a fixed draw (the quick budget's smoke runs; 0 keeps all, as the
     paper). `precision` ("fp32", "tf32", "bf16") and `compile` (torch.compile the training step) are for
     GPUs; see `softvq.train.train`. `estimator` ("mean", the paper; "sample"; "argmax") is what the soft
     VQ-VAE's decoder gets from the posterior, `temperature` its Gumbel-softmax temperature ("sample") and

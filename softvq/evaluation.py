@@ -24,8 +24,7 @@ def splits(dataset: str, validation: bool, root=None, train_size: int = 0, eval_
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x_train, y_train, x_eval, y_eval): the test set, or with `validation` a fixed held-out part of the
     training set (the last 10,000 of a permutation with seed 0, a fifth of a set under 50,000) and the rest
-    for training. `train_size` /
-    `eval_size` > 0 keep only the first that many of each."""
+    for training. `train_size` / `eval_size` > 0 keep that many of each, a fixed draw (`subset`)."""
     x, y = data.load_dataset(dataset, "train", root)
     if validation:
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
@@ -34,8 +33,18 @@ def splits(dataset: str, validation: bool, root=None, train_size: int = 0, eval_
         parts = x[train_idx], y[train_idx], x[eval_idx], y[eval_idx]
     else:
         parts = x, y, *data.load_dataset(dataset, "test", root)
-    sizes = (train_size, train_size, eval_size, eval_size)
-    return tuple(t[:n] if n else t for t, n in zip(parts, sizes))
+    train, evaluation = subset(*parts[:2], train_size), subset(*parts[2:], eval_size)
+    return (*train, *evaluation)
+
+
+def subset(x: torch.Tensor, y: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n images of (x, y) (all when n is 0 or at least their number) drawn without replacement by a permutation
+    with `seed`, in their original order: every class in about its share, even from files sorted by class
+    (the lossy CIFAR-10 copy's are)."""
+    if not n or n >= len(x):
+        return x, y
+    keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return x[keep], y[keep]
 
 
 def downstream(z_train, y_train, z_eval, y_eval, n_init: int = 100, seed: int = 0, probe_iterations: int = 500

@@ -129,7 +129,9 @@ def test_run_writes_one_json_per_config_and_skips_finished(mnist_root, tmp_path,
 def test_subsets_and_the_raw_row(mnist_root, tmp_path):
     x_tr, y_tr, x_ev, y_ev = experiments.splits("mnist", True, mnist_root, train_size=300, eval_size=100)
     assert (len(x_tr), len(y_tr), len(x_ev), len(y_ev)) == (300, 300, 100, 100)
-    assert torch.equal(x_ev, experiments.splits("mnist", True, mnist_root)[2][:100])
+    full = experiments.splits("mnist", True, mnist_root)
+    assert all(any(torch.equal(img, other) for other in full[2]) for img in x_ev[:5])    # drawn from the split
+    assert torch.equal(x_ev, experiments.splits("mnist", True, mnist_root, train_size=300, eval_size=100)[2])
     fields = dict(kmeans_n_init=1, probe_iterations=5, train_size=300, eval_size=100)
     assert experiments.evaluate_raw("mnist", root=mnist_root, results_dir=tmp_path, compute=False, **fields) is None
     record = experiments.evaluate_raw("mnist", root=mnist_root, results_dir=tmp_path, **fields)
@@ -138,6 +140,22 @@ def test_subsets_and_the_raw_row(mnist_root, tmp_path):
     assert experiments.evaluate_raw("mnist", results_dir=tmp_path, compute=False, **fields) == record
     assert list((tmp_path / "mnist").glob("*.json"))[0].name == \
         "mnist-raw-n1-probe_iterations5-train_size300-eval_size100.json"
+
+
+def test_subsets_are_a_fixed_draw_of_every_class(monkeypatch):
+    def load_dataset(name, split, root=None):                 # sorted by class, as the lossy CIFAR-10 copy is
+        n = 5_000 if split == "train" else 1_000
+        return torch.arange(n, dtype=torch.float32)[:, None], torch.arange(n) * 10 // n
+    monkeypatch.setattr(experiments.data, "load_dataset", load_dataset)
+    x_tr, y_tr, x_ev, y_ev = experiments.splits("cifar10-jpeg", False, train_size=2_000, eval_size=500)
+    assert (len(x_tr), len(x_ev)) == (2_000, 500)
+    for x, y, n in ((x_tr, y_tr, 5_000), (x_ev, y_ev, 1_000)):
+        assert torch.equal(y, x[:, 0].long() * 10 // n)                     # labels travel with their images
+        assert len(set(x[:, 0].tolist())) == len(x)                         # without replacement
+        assert x[:, 0].tolist() == sorted(x[:, 0].tolist())                 # in the files' order
+        counts = torch.bincount(y, minlength=10)
+        assert counts.min() > 0.7 * len(y) / 10 and counts.max() < 1.3 * len(y) / 10   # every class, in its share
+    assert experiments.splits("cifar10-jpeg", False, train_size=5_000)[0].shape == (5_000, 1)   # n = all: all
 
 
 def test_run_ids_of_committed_results_stay_valid():
