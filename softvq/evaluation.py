@@ -27,7 +27,7 @@ def splits(dataset: str, validation: bool, root=None, train_size: int = 0, eval_
     for training. `train_size` / `eval_size` > 0 keep that many of each, a fixed draw (`subset`)."""
     x, y = data.load_dataset(dataset, "train", root)
     if validation:
-        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        perm = fixed_permutation(len(x))
         held_out = min(VALIDATION_SIZE, len(x) // 5)
         train_idx, eval_idx = perm[:-held_out], perm[-held_out:]
         parts = x[train_idx], y[train_idx], x[eval_idx], y[eval_idx]
@@ -37,13 +37,18 @@ def splits(dataset: str, validation: bool, root=None, train_size: int = 0, eval_
     return (*train, *evaluation)
 
 
+def fixed_permutation(n: int, seed: int = 0) -> torch.Tensor:
+    """A permutation of range(n) that depends only on `seed`: the fixed draws of `splits` and `subset`."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
 def subset(x: torch.Tensor, y: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """n images of (x, y) (all when n is 0 or at least their number) drawn without replacement by a permutation
     with `seed`, in their original order: every class in about its share, even from files sorted by class
     (the lossy CIFAR-10 copy's are)."""
     if not n or n >= len(x):
         return x, y
-    keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    keep = fixed_permutation(len(x), seed)[:n].sort().values
     return x[keep], y[keep]
 
 
