@@ -118,7 +118,7 @@ class Config:
 
     @property
     def net(self) -> str:
-        return "mlp" if self.dataset == "mnist" else "cnn"
+        return "mlp" if self.dataset in data.GREY28 else "cnn"
 
     @property
     def run_id(self) -> str:

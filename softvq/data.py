@@ -4,6 +4,7 @@
 (N, C, H, W) and ``y`` int64 of shape (N,). Known names:
 
 - ``"mnist"``: (N, 1, 28, 28), torchvision layout ``<root>/MNIST/raw/*-ubyte``.
+- ``"fashion-mnist"``: (N, 1, 28, 28), torchvision layout ``<root>/FashionMNIST/raw/*-ubyte``.
 - ``"svhn"``: (N, 3, 32, 32), torchvision layout ``<root>/{train,test}_32x32.mat``.
 - ``"cifar10"``: (N, 3, 32, 32), torchvision layout ``<root>/cifar-10-batches-py/``.
 - ``"cifar10-jpeg"``: (N, 3, 32, 32), the LOSSY JPEG copy of CIFAR-10 stored as
@@ -14,7 +15,7 @@
   images converted to RGB, all images must have the same size).
 
 The data root is the ``root`` argument, else the ``SOFTVQ_DATA`` environment variable,
-else ``./data``. ``download(names)`` fetches mnist, svhn and cifar10 into it; notebooks do so by
+else ``./data``. ``download(names)`` fetches mnist, fashion-mnist, svhn and cifar10 into it; notebooks do so by
 default only on Colab (``on_colab()``). ``missing(names)`` says which data sets are absent and
 ``missing_message`` how to get them, so that a command can check its data before it starts.
 
@@ -38,14 +39,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets import CIFAR10, MNIST, SVHN, ImageFolder
+from torchvision.datasets import CIFAR10, MNIST, SVHN, FashionMNIST, ImageFolder
 from torchvision.datasets.folder import find_classes
 from tqdm import tqdm
 
 from .io import save_atomic
 
-DATASETS = ("mnist", "svhn", "cifar10", "cifar10-jpeg")
-DOWNLOADABLE = ("mnist", "svhn", "cifar10")
+DATASETS = ("mnist", "fashion-mnist", "svhn", "cifar10", "cifar10-jpeg")
+DOWNLOADABLE = ("mnist", "fashion-mnist", "svhn", "cifar10")
+GREY28 = ("mnist", "fashion-mnist")         # 28x28 grey images: the paper's MLP (`Config.net`)
+IDX_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}     # torchvision's raw/ IDX layout
 FOLDER_PREFIX = "folder:"
 SPLITS = ("train", "test")
 num_classes = 10
@@ -55,7 +58,7 @@ CIFAR10_CLASSES = (
     "dog", "frog", "horse", "ship", "truck",
 )
 CIFAR10_JPEG_TARBALL = "cifar10_LOSSY_jpeg_q75.tar.gz"
-MNIST_FILES = (
+IDX_FILES = (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
 )
@@ -71,6 +74,7 @@ SAMPLE_CONTENTS = {"mnist": "MNIST, the first 2,000 training and 500 test images
                                    "of each class"}
 _SHAPES = {
     "mnist": (1, 28, 28),
+    "fashion-mnist": (1, 28, 28),
     "svhn": (3, 32, 32),
     "cifar10": (3, 32, 32),
     "cifar10-jpeg": (3, 32, 32),
@@ -155,8 +159,8 @@ def expected_files(name: str, root: str | os.PathLike | None = None) -> list[Pat
         return [base / split for split in SPLITS]
     if name == "cifar10-jpeg":
         return [root / CIFAR10_JPEG_TARBALL]
-    if name == "mnist":                     # torchvision checks all four, whatever the split
-        return [root / "MNIST" / "raw" / f for f in MNIST_FILES]
+    if name in IDX_FOLDERS:                 # torchvision checks all four, whatever the split
+        return [root / IDX_FOLDERS[name] / "raw" / f for f in IDX_FILES]
     if name == "svhn":
         return [root / f"{split}_32x32.mat" for split in SPLITS]
     return [root / "cifar-10-batches-py" / f for f in CIFAR10_FILES]
@@ -288,10 +292,11 @@ def _load_sample(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _torchvision_dataset(name: str, split: str, root: Path, download: bool):
-    """torchvision's dataset object of one split of mnist, svhn or cifar10."""
+    """torchvision's dataset object of one split of mnist, fashion-mnist, svhn or cifar10."""
     if name == "svhn":
         return SVHN(root, split=split, download=download)
-    return (MNIST if name == "mnist" else CIFAR10)(root, train=split == "train", download=download)
+    kind = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "cifar10": CIFAR10}[name]
+    return kind(root, train=split == "train", download=download)
 
 
 def _load_torchvision(name: str, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -302,7 +307,7 @@ def _load_torchvision(name: str, split: str, root: Path, download: bool) -> tupl
         if not str(err).startswith("Dataset not found"):
             raise
         raise _not_found(name, expected_files(name, root), how_to_get([name])) from None
-    if name == "mnist":
+    if name in IDX_FOLDERS:
         return ds.data.unsqueeze(1), ds.targets  # (N, 1, 28, 28) uint8, (N,) int64
     if name == "svhn":
         return torch.from_numpy(ds.data), torch.from_numpy(ds.labels)  # (N, 3, 32, 32), (N,)
