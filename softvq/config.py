@@ -24,8 +24,10 @@ from .train import PRECISIONS
 STACKABLE = ("seed", "beta", "noise_std", "vq_weight", "temperature", "sigma_floor", "var_init")  # may differ
 HASHED_WHEN_SET = {"probe_iterations": 500, "train_size": 0, "eval_size": 0,   # in a run id's hash only when
                    "precision": "fp32", "compile": False,                        # they differ from the default
-                   "estimator": "mean", "temperature": 1.0, "sigma_floor": 0.0, "var_init": 1.0}
-EVALUATION = ("kmeans_n_init", "probe_iterations", "train_size", "eval_size")    # how the codes are scored
+                   "estimator": "mean", "temperature": 1.0, "sigma_floor": 0.0, "var_init": 1.0,
+                   "kmeans": "sklearn", "data_source": "full"}
+EVALUATION = ("kmeans_n_init", "probe_iterations", "train_size", "eval_size", "kmeans")  # how codes are scored
+KMEANS = ("sklearn", "torch")                 # sklearn's random starts; softvq.kmeans_torch's batched k-means++
 QUANTIZERS = ("vqvae", "soft_vqvae", "sqvae")                 # bottlenecks with a codebook
 
 
@@ -62,6 +64,7 @@ FIELD_CHECKS = {
     "validation": _BOOLEAN,
     "precision": _one_of(PRECISIONS),
     "compile": _BOOLEAN,
+    "kmeans": _one_of(KMEANS),
 }
 
 
@@ -75,7 +78,9 @@ class Config:
     `probe_iterations` caps the linear probe's L-BFGS iterations; `train_size` / `eval_size` > 0 keep only
     that many training / evaluation images, a fixed draw (the quick budget's smoke runs; 0 keeps all, as the
     paper). `precision` ("fp32", "tf32", "bf16") and `compile` (torch.compile the training step) are for
-    GPUs; see `softvq.train.train`. `estimator` ("mean", the paper; "sample"; "argmax") is what the soft
+    GPUs; see `softvq.train.train`. `kmeans` is the K-means implementation that scores the codes, on any
+    device: "sklearn" (random starts) or "torch" (`softvq.kmeans_torch`, k-means++ starts, all at once; fast
+    on a GPU). `estimator` ("mean", the paper; "sample"; "argmax") is what the soft
     VQ-VAE's decoder gets from the posterior, `temperature` its Gumbel-softmax temperature ("sample") and
     the SQ-VAE's, `sigma_floor` a floor on the soft VQ-VAE's sigma_k (0: none), `var_init` the SQ-VAE's
     initial variance s^2.
@@ -106,12 +111,14 @@ class Config:
     temperature: float = 1.0
     sigma_floor: float = 0.0
     var_init: float = 1.0
+    kmeans: str = "sklearn"
 
     def __post_init__(self):
         for name, (allowed, expected) in FIELD_CHECKS.items():
             value = getattr(self, name)
             if not allowed(value):
                 raise ValueError(f"Config.{name} = {value!r} is not allowed; expected {expected}")
+            object.__setattr__(self, name, _canonical(value, type(FIELD_DEFAULTS[name])))
         if self.estimator != "mean" and (self.bottleneck != "soft_vqvae" or self.weighting == "svhn_code"):
             raise ValueError(f"Config.estimator = {self.estimator!r} needs bottleneck 'soft_vqvae' with a weighting "
                              f"other than 'svhn_code'")
@@ -122,13 +129,18 @@ class Config:
 
     @property
     def run_id(self) -> str:
-        """<dataset>-<bottleneck>-d<d>-it<iterations>[-val]-s<seed>-<hash of every field>; fields added later
-        (HASHED_WHEN_SET) count only when they differ from their default, so older run ids stay valid."""
-        fields = {k: v for k, v in dataclasses.asdict(self).items()
-                  if k not in HASHED_WHEN_SET or v != HASHED_WHEN_SET[k]}
+        """<data name>-<bottleneck>-d<d>-it<iterations>[-val]-s<seed>-<hash of every field and the data source>.
+
+        Fields added later (HASHED_WHEN_SET) count only when they differ from their default, so older run ids
+        stay valid. The data name is the data set's, or for an image folder a path-safe name with a fingerprint
+        of its files (`data.data_name`: the same folder spelled two ways is one run); the data source
+        (`data.source`: the full data, or the embedded sample) counts when it is not the full data."""
+        name = data.data_name(self.dataset)
+        fields = {**dataclasses.asdict(self), "dataset": name, "data_source": data.source(self.dataset)}
+        fields = {k: v for k, v in fields.items() if k not in HASHED_WHEN_SET or v != HASHED_WHEN_SET[k]}
         digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
         split = "-val" if self.validation else ""
-        return f"{self.dataset}-{self.bottleneck}-d{self.d}-it{self.iterations}{split}-s{self.seed}-{digest}"
+        return f"{name}-{self.bottleneck}-d{self.d}-it{self.iterations}{split}-s{self.seed}-{digest}"
 
     def stack_key(self) -> tuple:
         return tuple(v for k, v in dataclasses.asdict(self).items() if k not in STACKABLE)
@@ -143,6 +155,15 @@ class Config:
         if self.bottleneck == "sqvae":
             kwargs["log_var_bound"] = self.log_var_bound
         return kwargs
+
+
+FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
+
+
+def _canonical(value, kind: type):
+    """A checked field value as its field's plain Python type: 3 and numpy's 3.0 are the float 3.0 of a float
+    field, numpy's int64(3) the int 3 of an int field, so that equal settings are one Config and one run id."""
+    return kind(value) if kind in (int, float) else value
 
 
 def field_type(name: str):

@@ -259,6 +259,34 @@ def _load(name: str, split: str, root: Path, download: bool, sample: bool) -> tu
     return x.float().div_(255), y
 
 
+def source(name: str) -> str:
+    """Where data set `name` is read from: "sample" (the embedded sample, `sampled()`), "folder" (an image
+    folder) or "full" (the whole data set in the data root). Written in every record; part of a run's id."""
+    if name in sampled():
+        return "sample"
+    return "folder" if name.startswith(FOLDER_PREFIX) else "full"
+
+
+def data_name(name: str) -> str:
+    """A path-safe name of data set `name`: the name itself, or for an image folder
+    ``folder-<folder's name>-<fingerprint of its files>`` (`folder_fingerprint`), so that a folder spelled two
+    ways (relative, absolute, with a trailing slash) is one data set and its results never nest in folders."""
+    if not name.startswith(FOLDER_PREFIX):
+        return name
+    base = Path(name[len(FOLDER_PREFIX):]).expanduser().resolve()
+    safe = "".join(ch if ch.isalnum() or ch in "._" else "_" for ch in base.name) or "root"
+    return f"folder-{safe}-{folder_fingerprint(base)}"
+
+
+@functools.lru_cache(maxsize=16)
+def folder_fingerprint(base: Path) -> str:
+    """8 hex digits of SHA-1 over the relative path and size of every file under ``base/train`` and
+    ``base/test`` (the folder's path where it has neither): a renamed, added or resized image changes it."""
+    files = sorted(p for split in SPLITS for p in (base / split).rglob("*") if p.is_file())
+    listing = "\n".join(f"{p.relative_to(base).as_posix()}\t{p.stat().st_size}" for p in files) or str(base)
+    return hashlib.sha1(listing.encode()).hexdigest()[:8]
+
+
 def is_known(name) -> bool:
     """Whether `load_dataset` knows the name: one of DATASETS or "folder:/path/to/dir"."""
     return isinstance(name, str) and (name in DATASETS or

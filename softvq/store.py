@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
+from .data import data_name
 from .io import save_atomic, write_atomic, write_json
 
 RESULTS_DIR = Path("results")
@@ -46,8 +47,9 @@ def results_file(dataset: str, name: str, results_dir: str | Path = RESULTS_DIR)
 
 
 def result_path(config, results_dir: str | Path = RESULTS_DIR) -> Path:
-    """Where the results JSON of `config` (a `softvq.config.Config`) is kept."""
-    return results_file(config.dataset, config.run_id, results_dir)
+    """Where the results JSON of `config` (a `softvq.config.Config`) is kept: under its data set's path-safe name
+    (`softvq.data.data_name`; an image folder's path never makes nested folders)."""
+    return results_file(data_name(config.dataset), config.run_id, results_dir)
 
 
 def latents_path(config, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> Path:

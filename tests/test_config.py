@@ -5,6 +5,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from softvq import __main__ as cli
@@ -17,8 +18,8 @@ BAD_VALUES = [
     ("batch_size", -1), ("kmeans_n_init", 0), ("seed", -1), ("beta", -0.1), ("noise_std", -0.1),
     ("noise_std", float("nan")), ("vq_weight", -1.0), ("lr", 0.0), ("lr", "3e-4"), ("log_var_bound", 0.0),
     ("validation", "false"), ("probe_iterations", 0), ("train_size", -1), ("eval_size", 1.5),
-    ("precision", "fp16"), ("compile", "yes"), ("estimator", "mode"), ("temperature", 0.0),
-    ("sigma_floor", -0.1), ("var_init", 0.0),
+    ("precision", "fp8"), ("compile", "yes"), ("estimator", "mode"), ("temperature", 0.0),
+    ("sigma_floor", -0.1), ("var_init", 0.0), ("kmeans", "faiss"),
 ]
 
 
@@ -148,3 +149,42 @@ def test_new_fields_at_their_defaults_keep_the_run_ids():
     """Committed results are found by run id: the estimator fields count only when set."""
     assert Config(estimator="mean", temperature=1.0, sigma_floor=0.0, var_init=1.0).run_id == Config().run_id
     assert Config(estimator="sample").run_id != Config().run_id
+
+
+def test_equal_numbers_name_one_run():
+    """3 and 3.0, numpy integers and floats: one Config, one run id (numpy scalars used to crash json)."""
+    assert Config(vq_weight=3).run_id == Config(vq_weight=3.0).run_id
+    assert Config(vq_weight=3) == Config(vq_weight=3.0) and type(Config(vq_weight=3).vq_weight) is float
+    assert Config(seed=np.int64(2), d=np.int32(64)).run_id == Config(seed=2).run_id
+    assert Config(beta=np.float64(0.25), iterations=np.int64(40_000)).run_id == Config().run_id
+
+
+def test_an_image_folder_is_one_path_safe_run_however_spelled(tmp_path, monkeypatch):
+    """A folder data set is named by a path-safe name and a fingerprint of its files, not by the path."""
+    for split in ("train", "test"):
+        (tmp_path / "my images" / split / "a").mkdir(parents=True)
+        (tmp_path / "my images" / split / "a" / "0.png").write_bytes(b"png")
+    monkeypatch.chdir(tmp_path)
+    spellings = [f"folder:{tmp_path}/my images", "folder:my images/", "folder:./my images"]
+    ids = {Config(dataset=s).run_id for s in spellings}
+    assert len(ids) == 1
+    [run_id] = ids
+    assert "/" not in run_id and " " not in run_id and run_id.startswith("folder-my_images-")
+    assert experiments.result_path(Config(dataset=spellings[1]), tmp_path / "r").parent == tmp_path / "r" / run_id.split(
+        "-soft_vqvae")[0]
+    (tmp_path / "my images" / "train" / "a" / "1.png").write_bytes(b"another")
+    data.folder_fingerprint.cache_clear()
+    assert Config(dataset=spellings[0]).run_id != run_id          # other files: another data set
+
+
+def test_the_embedded_sample_is_another_run_than_the_full_data(monkeypatch):
+    full, other = Config(train_size=2_000, eval_size=500).run_id, Config(dataset="fashion-mnist").run_id
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist")
+    assert data.source("mnist") == "sample" and data.source("fashion-mnist") == "full"
+    assert Config(train_size=2_000, eval_size=500).run_id != full
+    assert Config(dataset="fashion-mnist").run_id == other          # only the sampled data set changes
+
+
+def test_the_kmeans_implementation_is_part_of_a_run():
+    assert Config(kmeans="sklearn").run_id == Config().run_id
+    assert Config(kmeans="torch").run_id != Config().run_id
