@@ -7,7 +7,7 @@ softvq, so they run with PyTorch's defaults:
   - "plain": the textbook loop over torchvision's MNIST dataset with ToTensor;
   - "plain_in_memory": the same loop over a TensorDataset already in memory (no per-image decoding);
   - "plain_in_memory_ftz": the same again with denormal floats flushed to zero from the start
-    (torch.set_flush_denormal(True) before the first operation), which softvq does on import (a CPU matter).
+    (torch.set_flush_denormal(True) before the first operation), which softvq's command line does first (a CPU matter).
 The trainer (`softvq.train`) trains one model alone and stacks of M models (`--stacks`), eager and, with
 `--compile`, through torch.compile (on CUDA as CUDA graphs). Each is timed after a warm-up of the same model.
 The last line printed is one JSON object; --out also writes it. The goals on a GPU: one model at least as fast
@@ -93,7 +93,8 @@ def plain_ms(kind: str, args, root: str) -> float:
 
 def trainer_row(x, models: int, compile: bool, args) -> dict:
     """Time `args.iterations` steps of a stack of `models` autoencoders (after a warm-up of the same stack)."""
-    from softvq import build_model, train
+    from softvq import build_model
+    from softvq.train import train
     seeds = list(range(models))
     model = build_model(x.shape[1:], "ae", args.d, seeds=seeds)
     options = dict(device=args.device, progress=False, compile=compile)
@@ -124,7 +125,8 @@ def main(argv=None) -> dict:
         print(plain_worker(args.worker, args.iterations, args.d, args.device, args.data_root))
         return {}
 
-    import softvq  # noqa: F401  (flush-to-zero for this process, see softvq/__init__)
+    from softvq.train import flush_to_zero
+    flush_to_zero()                                 # as softvq's command line does, before the first operation
     import torch
     from softvq.data import data_root, load_dataset
     from softvq.io import write_json

@@ -26,7 +26,7 @@ import json
 from . import data, experiments, gpu_check, gpu_run, launch
 from .bottlenecks import BOTTLENECKS
 from .config import Config, field_type
-from .train import PRECISIONS
+from .train import PRECISIONS, flush_to_zero
 
 PRESETS = {
     "table1": lambda a: experiments.table1(a.seeds, a.iterations, a.dataset or "mnist", validation=a.validation,
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    flush_to_zero()                     # before torch starts its thread pool (see softvq.train.flush_to_zero)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "gpu-check":

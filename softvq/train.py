@@ -77,14 +77,26 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
 
+def flush_to_zero() -> None:
+    """Make the CPU flush denormal floats (below 1.2e-38 in float32) to zero in this thread and every thread it
+    creates later (Linux threads inherit the flag), for the rest of the process.
+
+    Tiny gradients and activations decay into that range after a few hundred MNIST iterations, where CPU
+    arithmetic is slow (an MLP step went from 6.7 to 8.5-12.7 ms). It changes a process's numerics, so importing
+    softvq never sets it: the places where softvq trains do, as early as they can (`python -m softvq`,
+    reproduce.py and the notebooks before torch starts its thread pool; `train` itself, which reaches the
+    calling thread and any pool it starts)."""
+    torch.set_flush_denormal(True)
+
+
 def flush_denormals_(optimizer: torch.optim.Optimizer) -> None:
     """Set Adam moments below the smallest normal float32 (1.2e-38) to zero.
 
     The moments of parameters whose gradients vanish decay geometrically into the denormal range, where
     CPU arithmetic is slow: after 14,000 MNIST iterations 6 % of them were denormal and a step took 21 ms
-    instead of 7 ms. Importing softvq first sets flush-to-zero on every thread, which prevents this; when
-    torch's thread pool existed before that import, only the calling thread flushes, and this sweep keeps
-    the fused Adam kernel's operands normal. An update m / (sqrt(v) + 1e-8) with such moments is below
+    instead of 7 ms. `flush_to_zero` prevents this on the threads it reaches; when torch's thread pool
+    existed before it was called, only the calling thread flushes, and this sweep keeps the fused Adam
+    kernel's operands normal. An update m / (sqrt(v) + 1e-8) with such moments is below
     float32 resolution of any weight, so this changes nothing that can be measured.
     """
     tiny = torch.finfo(torch.float32).tiny
@@ -185,6 +197,7 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
     Returns the history: {"iteration": [...], "<term>": [[M values] per logged step], "wall_time": s}.
     """
     device = torch.device(device) if device is not None else default_device()
+    flush_to_zero()
     if len(seeds) != model.bottleneck.n_models:
         raise ValueError(f"{len(seeds)} seeds for a stack of {model.bottleneck.n_models} models")
     if precision not in PRECISIONS:

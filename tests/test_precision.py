@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from softvq import build_model, train
+from softvq import build_model
+from softvq.train import train
 from softvq.experiments import Config
 
 SHAPE = (1, 8, 8)

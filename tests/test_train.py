@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import softvq
-from softvq import build_model, train
+from softvq import build_model
+from softvq.train import train
 from softvq.train import EpochSampler, make_optimizer, stream_seed
 
 SHAPE = (1, 28, 28)
@@ -190,13 +191,32 @@ def test_bad_arguments():
         train(model, tiny_data(8), [0, 1], iterations=2, batch_size=16, progress=False, device="cpu")
 
 
-def test_importing_softvq_flushes_denormals_in_every_thread():
-    """A product whose result is denormal (1e-40 < 1.2e-38) comes out as zero on all of torch's threads,
-    in a fresh interpreter where softvq is imported before any torch operation."""
-    code = ("import softvq, torch; torch.set_num_threads(2); "
-            "print(int((torch.full((1 << 22,), 1e-30) * 1e-10).count_nonzero()), torch.set_flush_denormal(True))")
-    count, supported = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                                      text=True).stdout.split()
+DENORMAL_PROBE = ("torch.set_num_threads(2); print(int((torch.full((1 << 22,), 1e-30) * 1e-10).count_nonzero()), "
+                  "torch.set_flush_denormal(True))")
+
+
+def denormals_kept(setup: str) -> bool:
+    """Whether a product whose result is denormal (1e-40 < 1.2e-38) survives on all of torch's threads, in a
+    fresh interpreter that runs `setup` first (skipped on a CPU without flush-to-zero)."""
+    count, supported = subprocess.run([sys.executable, "-c", f"import torch; {setup}; {DENORMAL_PROBE}"], check=True,
+                                      capture_output=True, text=True).stdout.split()
     if supported != "True":
         pytest.skip("this CPU has no flush-to-zero mode")
-    assert count == "0"
+    return count != "0"
+
+
+def test_importing_softvq_leaves_the_processs_numerics_alone():
+    assert denormals_kept("import softvq")
+
+
+def test_flush_to_zero_before_any_torch_operation_reaches_every_thread():
+    assert not denormals_kept("from softvq.train import flush_to_zero; flush_to_zero()")
+
+
+def test_the_command_line_flushes_denormals_before_it_starts(monkeypatch, capsys):
+    from softvq import __main__ as cli
+    calls = []
+    monkeypatch.setattr(cli, "flush_to_zero", lambda: calls.append(1))
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--iterations", "0"])                 # refused after the flag is set
+    assert calls == [1]
