@@ -34,8 +34,10 @@ PRESETS = {
     "figure4": lambda a: experiments.figure4(a.seeds, a.iterations, **numerics(a)),
     "table2": lambda a: experiments.table2(a.dataset or "cifar10", a.seeds, a.iterations, **numerics(a)),
     "ablation": lambda a: experiments.flatten(experiments.ablation(a.seeds, a.iterations, **numerics(a))),
-    "noise": lambda a: experiments.flatten(experiments.noise_sweep(a.seeds, a.iterations, **numerics(a))),
-    "scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations, **numerics(a))),
+    "noise": lambda a: experiments.flatten(experiments.noise_sweep(a.seeds, a.iterations, dataset=a.dataset or "mnist",
+                                                                   **numerics(a))),
+    "scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations,
+                                                                       dataset=a.dataset or "mnist", **numerics(a))),
     "table2-scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations,
                                                                               dataset=a.dataset or "cifar10",
                                                                               **numerics(a))),
@@ -77,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     preset = sub.add_parser("preset", help="a named set of runs: " + ", ".join(PRESETS))
     preset.add_argument("name", choices=sorted(PRESETS))
     preset.add_argument("--iterations", type=field_type("iterations"), default=None)
-    preset.add_argument("--dataset", default=None, help="table1: mnist (default) or fashion-mnist; table2, "
+    preset.add_argument("--dataset", default=None, help="table1, noise, scaling: mnist (default) or fashion-mnist; table2, "
                         "table2-sweep and table2-scaling: cifar10 (default), svhn, cifar10-jpeg")
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
     preset.add_argument("--only", nargs="+", default=None, choices=sorted(BOTTLENECKS), metavar="BOTTLENECK",
