@@ -19,7 +19,7 @@ else ``./data``. ``download(names)`` fetches mnist, fashion-mnist, svhn and cifa
 default only on Colab (``on_colab()``). ``missing(names)`` says which data sets are absent and
 ``missing_message`` how to get them, so that a command can check its data before it starts.
 
-The package embeds a small sample of mnist and cifar10-jpeg (``SAMPLE_DIR``, described in its
+The package embeds a small sample of mnist, fashion-mnist and cifar10-jpeg (``SAMPLE_DIR``, described in its
 README.md): the data sets named in ``SOFTVQ_SAMPLE`` (comma-separated) are read from it instead of the
 data root. ``reproduce.py --budget quick`` does so for those that are missing. Loaded tensors are
 memoised per process, so callers share them and must not modify them in place.
@@ -67,9 +67,11 @@ CIFAR10_FILES = (
     "data_batch_4", "data_batch_5", "test_batch",
 )
 SAMPLE_DIR = Path(__file__).with_name("sample_data")
-SAMPLE_FILES = {"mnist": "mnist.npz", "cifar10-jpeg": "cifar10_LOSSY_jpeg_q75_sample.tar.gz"}
-SAMPLE_SIZES = {"mnist": (2_000, 500), "cifar10-jpeg": (2_000, 500)}      # (training, test) images
+SAMPLE_FILES = {"mnist": "mnist.npz", "fashion-mnist": "fashion_mnist.npz",
+                "cifar10-jpeg": "cifar10_LOSSY_jpeg_q75_sample.tar.gz"}
+SAMPLE_SIZES = {"mnist": (2_000, 500), "fashion-mnist": (2_000, 500), "cifar10-jpeg": (2_000, 500)}  # (train, test)
 SAMPLE_CONTENTS = {"mnist": "MNIST, the first 2,000 training and 500 test images",
+                   "fashion-mnist": "Fashion-MNIST, the first 2,000 training and 500 test images",
                    "cifar10-jpeg": "the lossy JPEG copy of CIFAR-10, the first 200 training and 50 test images "
                                    "of each class"}
 _SHAPES = {
@@ -124,7 +126,7 @@ def download(names: Iterable[str], root: str | os.PathLike | None = None) -> Pat
                 _folder_split_dir(name, split)
     for name in [n for n in names if n in DOWNLOADABLE]:
         for split in SPLITS:
-            _torchvision_dataset(name, split, root, download=True)
+            torchvision_dataset(name, split, root, download=True)
     return root
 
 
@@ -319,7 +321,7 @@ def _load_sample(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 # --- mnist, svhn, cifar10 via torchvision ------------------------------------------
 
 
-def _torchvision_dataset(name: str, split: str, root: Path, download: bool):
+def torchvision_dataset(name: str, split: str, root: Path, download: bool):
     """torchvision's dataset object of one split of mnist, fashion-mnist, svhn or cifar10."""
     if name == "svhn":
         return SVHN(root, split=split, download=download)
@@ -330,7 +332,7 @@ def _torchvision_dataset(name: str, split: str, root: Path, download: bool):
 def _load_torchvision(name: str, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read torchvision's in-memory arrays directly (no per-image PIL conversion)."""
     try:
-        ds = _torchvision_dataset(name, split, root, download)
+        ds = torchvision_dataset(name, split, root, download)
     except RuntimeError as err:
         if not str(err).startswith("Dataset not found"):
             raise

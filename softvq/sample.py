@@ -1,8 +1,9 @@
 """Build the small data sample the package embeds (softvq/sample_data/) from the full data sets.
 
-    python -m softvq.sample --data-root /path/to/data    # reads MNIST/raw/ and cifar10_LOSSY_jpeg_q75.tar.gz
+    python -m softvq.sample --data-root /path/to/data    # reads MNIST/raw/, FashionMNIST/raw/ and
+                                                         # cifar10_LOSSY_jpeg_q75.tar.gz
 
-MNIST: the first 2,000 training and 500 test images, as uint8 arrays in a compressed .npz. The lossy JPEG
+MNIST and Fashion-MNIST: the first 2,000 training and 500 test images, as uint8 arrays in a compressed .npz. The lossy JPEG
 copy of CIFAR-10: the first 200 training and 50 test images of each class (its files sorted by name), their
 JPEG bytes copied unchanged into a tarball of the full copy's layout, so that they decode to the same pixels.
 Both files come out byte for byte the same on every build. `data.load_dataset` reads them for the data sets
@@ -18,16 +19,16 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from torchvision.datasets import MNIST
 
 from . import data
 
 
-def build_mnist(root: Path, out: Path) -> Path:
-    """The MNIST sample: the first images of each split (`data.SAMPLE_SIZES`) from torchvision's copy in `root`."""
+def build_idx(name: str, root: Path, out: Path) -> Path:
+    """The sample of an IDX data set (mnist, fashion-mnist): the first images of each split (`data.SAMPLE_SIZES`)
+    from torchvision's copy in `root`."""
     arrays = {}
-    for split, n in zip(data.SPLITS, data.SAMPLE_SIZES["mnist"]):
-        ds = MNIST(root, train=split == "train")
+    for split, n in zip(data.SPLITS, data.SAMPLE_SIZES[name]):
+        ds = data.torchvision_dataset(name, split, root, download=False)
         arrays[f"x_{split}"] = ds.data[:n].numpy()                      # (n, 28, 28) uint8
         arrays[f"y_{split}"] = ds.targets[:n].numpy().astype(np.uint8)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:  # fixed timestamps, unlike np.savez
@@ -65,7 +66,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     root = data.data_root(args.data_root)
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in (build_mnist(root, args.out / data.SAMPLE_FILES["mnist"]),
+    for path in (*(build_idx(name, root, args.out / data.SAMPLE_FILES[name]) for name in data.IDX_FOLDERS),
                  build_cifar10_jpeg(root / data.CIFAR10_JPEG_TARBALL, args.out / data.SAMPLE_FILES["cifar10-jpeg"])):
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 

@@ -35,7 +35,7 @@ def test_dataset_shape():
 
 @pytest.mark.parametrize("name", ["imagenet", "MNIST", "folder:"])
 def test_unknown_name_raises(name):
-    with pytest.raises(ValueError, match="known: mnist, svhn, cifar10, cifar10-jpeg"):
+    with pytest.raises(ValueError, match="known: mnist, fashion-mnist, svhn, cifar10, cifar10-jpeg"):
         load_dataset(name)
     with pytest.raises(ValueError, match="known"):
         dataset_shape(name)
@@ -172,7 +172,7 @@ def test_image_folder_rejects_mixed_sizes(tmp_path):
 
 
 def test_the_sample_holds_what_its_note_says(monkeypatch):
-    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist,cifar10-jpeg")
+    monkeypatch.setenv("SOFTVQ_SAMPLE", ",".join(data.SAMPLE_FILES))
     monkeypatch.setenv("SOFTVQ_DATA", "/nonexistent")              # not read: the sample stands in
     for name, sizes in data.SAMPLE_SIZES.items():
         for split, n in zip(data.SPLITS, sizes):
@@ -180,7 +180,7 @@ def test_the_sample_holds_what_its_note_says(monkeypatch):
             assert x.shape == (n, *dataset_shape(name)) and x.dtype == torch.float32 and y.dtype == torch.int64
             assert 0 <= x.min() and x.max() <= 1 and set(y.tolist()) == set(range(10))
     assert torch.bincount(load_dataset("cifar10-jpeg", "test")[1]).tolist() == [50] * 10
-    assert data.missing(["mnist", "cifar10-jpeg"]) == {}
+    assert data.missing(list(data.SAMPLE_FILES)) == {}
 
 
 def test_the_sample_is_small_and_ships_in_the_package():
@@ -201,6 +201,20 @@ def test_the_full_data_is_read_unless_the_sample_is_asked_for(mnist_root, monkey
     part = load_dataset("mnist", "test", root=mnist_root)               # memoised apart from the full load
     assert torch.equal(part[0], full[0][:500]) and torch.equal(part[1], full[1][:500])
     assert "first 2,000 training and 500 test images" in data.sample_note(["mnist", "svhn"])
+
+
+def test_fashion_mnist_is_read_like_mnist_with_its_own_sample(mnist_root, monkeypatch):
+    if data.missing(["fashion-mnist"], mnist_root):
+        pytest.skip("needs FashionMNIST/raw beside MNIST")
+    monkeypatch.delenv("SOFTVQ_SAMPLE", raising=False)
+    x, y = load_dataset("fashion-mnist", "train", root=mnist_root)
+    assert x.shape == (60_000, 1, 28, 28) and 0 <= x.min() and x.max() == 1
+    assert torch.bincount(y).tolist() == [6_000] * 10                     # Fashion-MNIST, not MNIST's counts
+    assert not torch.equal(x[:100], load_dataset("mnist", "train", root=mnist_root)[0][:100])
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "fashion-mnist")
+    part = load_dataset("fashion-mnist", "train", root=mnist_root)
+    assert torch.equal(part[0], x[:2_000]) and torch.equal(part[1], y[:2_000])
+    assert "Fashion-MNIST, the first 2,000" in data.sample_note(["fashion-mnist"])
 
 
 def test_sample_names_are_checked(monkeypatch):
