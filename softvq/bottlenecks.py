@@ -151,7 +151,8 @@ class SoftVectorQuantized(Bottleneck):
     head can drive sigma_k to 0 and the loss to NaN. `sigma_floor` > 0 (per model) floors every sigma_k
     smoothly, sigma_k^2 <- sigma_k^2 + floor^2. `estimator` replaces the posterior mean by a posterior
     sample (straight-through Gumbel-softmax at `temperature`, per model) or its argmax; see
-    `softvq.quantize.estimate`.
+    `softvq.quantize.estimate`. In evaluation mode a sample-trained model decodes the posterior mean (the
+    quantizer's deterministic `eval_estimator`).
     """
 
     def __init__(self, in_features, dim, n_models=1, reduction="sum", num_codes: int = 128,
@@ -161,8 +162,9 @@ class SoftVectorQuantized(Bottleneck):
                  sigma_floor: float | Sequence[float] = 0.0):
         super().__init__(in_features, dim, n_models, reduction)
         self.log_var_head = StackedLinear(in_features, num_codes, n_models)
+        # chunk_size None: the whole posterior graph kept, the arithmetic every committed run trained with
         self.quantizer = SoftVectorQuantizer(dim, num_codes, weighting=weighting, learned_log_var=False,
-                                             n_models=n_models, estimator=estimator)
+                                             n_models=n_models, estimator=estimator, chunk_size=None)
         self.log_var_bound = log_var_bound
         self.register_buffer("vq_weight", per_model(vq_weight, n_models))
         self.register_buffer("beta", per_model(beta, n_models))
@@ -188,11 +190,11 @@ class SoftVectorQuantized(Bottleneck):
         log_var = self.log_variances(h)
         noise = self.noise_std[:, None, None] * self.randn(z_e) if self.training else None
         gumbel = self.gumbel(log_var) if self.training and self.quantizer.estimator == "sample" else None
-        z_dec, out = self.quantizer(z_e, log_var, noise, gumbel, self.temperature[:, None, None])
+        out = self.quantizer(z_e, log_var, noise, gumbel, self.temperature[:, None, None])
         n = 1 if self.reduction == "sum" else self.dim           # quantizer terms are summed over d
-        losses = {"codebook": self.vq_weight * out["codebook"].mean(-1) / n,
-                  "commitment": self.vq_weight * self.beta * out["commitment"].mean(-1) / n}
-        return z_dec, z_e, losses
+        losses = {"codebook": self.vq_weight * out.codebook_loss / n,
+                  "commitment": self.vq_weight * self.beta * out.commitment_loss / n}
+        return out.quantized, z_e, losses
 
 
 class StochasticQuantized(Bottleneck):

@@ -7,9 +7,11 @@ Every function here broadcasts over leading axes, so the same code serves a sing
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 import torch.nn.functional as F
 
 WEIGHTINGS = ("paper", "official", "svhn_code")
@@ -45,15 +47,22 @@ def posterior_logits(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Ten
         raise ValueError(f"log_var has {log_var.shape[-1]} components, codebook has {codebook.shape[-2]}")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
-    log_var = _against_inputs(log_var, codebook)
-    d = z.shape[-1]
-    dist = squared_distances(z, codebook)                       # (..., N, K)
-    log_weight = -0.5 * d * log_var if weighting == "paper" else 0.5 * log_var
-    return -0.5 * dist * torch.exp(-log_var) + log_weight       # (..., N, K)
+    return _logits(squared_distances(z, codebook), _against_inputs(log_var, codebook), z.shape[-1], weighting)
+
+
+def _log_var_coefficient(d: int, weighting: str) -> float:
+    """a in the logit's a * log sigma_k^2 term: -d/2 (eq. 7, "paper") or +1/2 (the authors' code, log sigma_k)."""
+    return -0.5 * d if weighting == "paper" else 0.5
+
+
+def _logits(dist: torch.Tensor, log_var: torch.Tensor, d: int, weighting: str) -> torch.Tensor:
+    """Eq. 7's logits from the squared distances (..., N, K) and log sigma_k^2 laid out against them."""
+    log_weight = _log_var_coefficient(d, weighting) * log_var     # first: the committed runs' gradient order
+    return -0.5 * dist * torch.exp(-log_var) + log_weight
 
 
 def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor,
-                  weighting: str = "paper") -> tuple[torch.Tensor, torch.Tensor]:
+                  weighting: str = "paper", chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior-mean (MMSE) soft quantization, paper eq. 5-7.
 
     The noisy code is modelled as the mixture p(z) = 1/K sum_k N(z; mu_k, sigma_k^2 I) (eq. 5), and the
@@ -73,14 +82,92 @@ def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor
             instead, as the authors' public MNIST notebook does; "svhn_code" is the authors' SVHN notebook,
             not the paper: the "official" posterior multiplied by sigma_k, z_hat = sum_k sigma_k p(mu_k | z)
             mu_k, whose weights do not sum to one.
+        chunk_size: None keeps every (..., N, K) intermediate for autograd. An int bounds that memory by
+            O(chunk_size * K): with more than `chunk_size` inputs the posterior is computed `chunk_size`
+            inputs at a time and recomputed in the backward pass, and then carries no gradient itself.
 
     Returns:
         z_hat (..., N, d) and the posterior (..., N, K) (normalised, also for "svhn_code").
     """
+    if chunk_size is not None and z.shape[-2] > chunk_size:
+        return _ChunkedPosteriorMean.apply(z, codebook, log_var, weighting, chunk_size)
     posterior = torch.softmax(posterior_logits(z, codebook, log_var, weighting), dim=-1)
     if weighting == "svhn_code":
         return (posterior * torch.exp(0.5 * _against_inputs(log_var, codebook))) @ codebook, posterior
     return posterior @ codebook, posterior
+
+
+def _rows(log_var: torch.Tensor, rows: slice) -> torch.Tensor:
+    """The inputs `rows` of a log variance laid out against the inputs, (..., N, K) or (..., 1, K)."""
+    return log_var[..., rows, :] if log_var.shape[-2] > 1 else log_var
+
+
+class _ChunkedPosteriorMean(torch.autograd.Function):
+    """`soft_quantize` in chunks of inputs, the posterior recomputed in backward instead of stored.
+
+    Backward per chunk, for the incoming gradient g = dL/dz_hat, with z_hat = w @ mu, w = p * s (s_k = sigma_k
+    for "svhn_code", else 1), logits l = -dist / (2 sigma^2) + a log sigma^2 (eq. 7, a as in
+    `_log_var_coefficient`), p = softmax(l):
+        dL/dw = g mu^T,  dL/dp = s dL/dw,  dL/dl = p (dL/dp - sum_k p dL/dp),
+        dL/dlog sigma^2 = dL/dl (dist / (2 sigma^2) + a)  (+ w dL/dw / 2 for "svhn_code"),
+        dL/ddist = -dL/dl / (2 sigma^2) where dist > 0 (0 where `squared_distances` clamped it),
+        dL/dmu = w^T g + 2 (mu sum_n dL/ddist - dL/ddist^T z),  dL/dz = 2 (z sum_k dL/ddist - dL/ddist mu).
+    """
+
+    @staticmethod
+    def forward(ctx, z, codebook, log_var, weighting, chunk_size):
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive, not {chunk_size}")
+        ctx.weighting, ctx.chunk_size = weighting, chunk_size
+        ctx.save_for_backward(z, codebook, log_var)
+        lv = _against_inputs(log_var, codebook)
+        z_hat, posterior = [], None
+        for start in range(0, z.shape[-2], chunk_size):
+            rows = slice(start, start + chunk_size)
+            out, post = soft_quantize(z[..., rows, :], codebook, _rows(lv, rows), weighting)
+            if posterior is None:                                  # filled in place: one (..., N, K) tensor
+                posterior = post.new_empty(*post.shape[:-2], z.shape[-2], post.shape[-1])
+            posterior[..., rows, :] = post
+            z_hat.append(out)
+        ctx.mark_non_differentiable(posterior)
+        return torch.cat(z_hat, -2), posterior
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_z_hat, _):
+        z, codebook, log_var = ctx.saved_tensors
+        lv = _against_inputs(log_var, codebook)
+        a, svhn = _log_var_coefficient(z.shape[-1], ctx.weighting), ctx.weighting == "svhn_code"
+        grad_z, grad_lv, grad_codebook = [], [], torch.zeros_like(codebook)
+        for start in range(0, z.shape[-2], ctx.chunk_size):
+            rows = slice(start, start + ctx.chunk_size)
+            zc, lvc, g = z[..., rows, :], _rows(lv, rows), grad_z_hat[..., rows, :]
+            dist = squared_distances(zc, codebook)                                  # (..., n, K)
+            p = torch.softmax(_logits(dist, lvc, z.shape[-1], ctx.weighting), -1)
+            inv_var = torch.exp(-lvc)
+            grad_w = g @ codebook.transpose(-1, -2)
+            if svhn:
+                sigma = torch.exp(0.5 * lvc)
+                w = p * sigma
+                grad_lvc_direct = 0.5 * w * grad_w
+                grad_w.mul_(sigma)                                                  # now dL/dp
+            else:
+                w = p
+            # in place from here on (each (..., n, K) buffer reused): CPU time is mostly these passes
+            grad_logit = grad_w.sub_((grad_w * p).sum(-1, keepdim=True)).mul_(p)
+            clamped = dist <= 0
+            grad_lvc = dist.mul_(inv_var).mul_(0.5).add_(a).mul_(grad_logit)
+            if svhn:
+                grad_lvc += grad_lvc_direct
+            grad_lv.append(grad_lvc.sum_to_size(lvc.shape))
+            grad_dist = grad_logit.mul_(-0.5 * inv_var).masked_fill_(clamped, 0)
+            grad_codebook += (w.transpose(-1, -2) @ g - 2 * grad_dist.transpose(-1, -2) @ zc
+                              + 2 * codebook * grad_dist.sum(-2).unsqueeze(-1)).sum_to_size(codebook.shape)
+            if ctx.needs_input_grad[0]:
+                grad_z.append((2 * zc * grad_dist.sum(-1, keepdim=True) - 2 * grad_dist @ codebook
+                               ).sum_to_size(zc.shape))
+        grad_log_var = torch.cat(grad_lv, -2) if lv.shape[-2] > 1 else sum(grad_lv).reshape(log_var.shape)
+        return torch.cat(grad_z, -2) if grad_z else None, grad_codebook, grad_log_var, None, None
 
 
 def gumbel_like(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -141,47 +228,93 @@ def init_codebook_(codebook: torch.Tensor, generator: torch.Generator | None = N
         return codebook.uniform_(-bound, bound, generator=generator)
 
 
+@dataclass
+class QuantizerOutput:
+    """What `SoftVectorQuantizer` returns. It unpacks as `quantized, indices, loss = vq(z)`; the rest are
+    attributes. Shapes for an input z of per-position shape P (z's shape without its channel axis) and K codewords:
+
+    quantized        like z, in z's dtype: z + sg(z_hat - z), the decoder input (eq. 27's straight-through form)
+    indices          P, int64: the codeword used (sample, argmax) or the most probable one (mean)
+    loss             (), or (n_models,) for a stack: codebook_weight * codebook_loss
+                     + commitment_weight * commitment_loss, the term to add to the model's loss
+    posterior        P with K in the channel axis (the last for channel_dim=-1), float32 (float64 for float64
+                     inputs), no gradient: p(mu_k | z), eq. 7
+    perplexity       () or (n_models,), no gradient: exp of the entropy of the batch's mean posterior (K when
+                     every codeword is used equally)
+    codebook_loss    () or (n_models,): ||sg(z) - z_hat||^2 (eq. 27), summed over the code, averaged over positions
+    commitment_loss  () or (n_models,): ||z - sg(z_hat)||^2 (eq. 27), the same reduction, unweighted
+    """
+    quantized: torch.Tensor
+    indices: torch.Tensor
+    loss: torch.Tensor
+    posterior: torch.Tensor
+    perplexity: torch.Tensor
+    codebook_loss: torch.Tensor
+    commitment_loss: torch.Tensor
+
+    def __iter__(self):
+        return iter((self.quantized, self.indices, self.loss))
+
+
 class SoftVectorQuantizer(nn.Module):
     """Drop-in soft vector quantizer (paper eq. 5-7, 27) for any PyTorch model.
 
-    Holds a learnable codebook of `num_codes` codewords of size `dim`. Call it with codes `z` (..., N, dim)
-    and log variances log sigma_k^2 ((..., N, K) from a network head, or None to use one learned log
-    variance per codeword). Returns the decoder input `z_e + sg(z_hat - z_e)` and a dict with
-    `posterior` p(mu_k | z) (..., N, K), `z_hat`, the hard `indices` (..., N) (the most probable codeword),
-    the batch `perplexity` of the posterior's mean usage (exp of its entropy; K when all codewords are used
-    equally), and the two loss terms of eq. 27: `codebook` ||sg(z) - z_hat||^2 and `commitment`
-    ||z - sg(z_hat)||^2 (per input, summed over the code dimension; weight them yourself, beta on the
-    commitment term).
+    Holds a learnable codebook of `num_codes` (K) codewords of size `dim`, and, with `learned_log_var`, one
+    learned log variance log sigma_k^2 per codeword. `vq(z, log_var)` returns a `QuantizerOutput`:
 
-    `estimator` is what z_hat is made of (see `estimate`): "mean" the paper's posterior mean, "sample" a
-    straight-through Gumbel-softmax sample of the posterior at `temperature`, "argmax" its most probable
-    codeword. `noise_std` > 0 adds Gaussian noise to the code before estimation while training (section
-    "Noisy Latent Codes"). `channel_dim` names the axis that holds the code of an input: -1 (the default,
-    z of shape (..., N, dim)) or 1 for channel-first feature maps (B, dim, H, W) as an image autoencoder
-    has; the output then has the input's shape and the per-input outputs are (B, H, W)-shaped (posterior
-    (B, H, W, K)). With `n_models` set, the codebook gets a leading model axis (n_models, K, dim) for
-    stacked training; `z` must then be (n_models, N, dim). The quantization runs in float32 under any
-    autocast.
+        quantized, indices, loss = vq(z)            # loss: the term of eq. 27 to add to the model's loss
+
+    Shapes, with `channel_dim` naming the axis of z that holds the code (-1, the default, or e.g. 1 for
+    channel-first maps) and P the shape of z without it (any number of axes, e.g. (B,), (B, T), (B, H, W)):
+        z         P with `dim` in the channel axis, any float dtype; e.g. (B, H, W, dim) or (B, dim, H, W)
+        log_var   (K,), or P with K in the channel axis (a per-position head as in the paper), or None to use
+                  the learned one
+        noise     like z (drawn here while training when `noise_std` > 0 and it is None)
+        gumbel    P with K in the channel axis (estimator "sample"; drawn here when None)
+    With `n_models` set the codebook is (n_models, K, dim) for stacked training; z is then (n_models, ..., dim)
+    (channel_dim -1), log_var (n_models, K) or (n_models, ..., K), and the losses are (n_models,).
+
+    `estimator` is what z_hat is made of (see `estimate`): "mean" the paper's posterior mean (eq. 6), "sample"
+    a straight-through Gumbel-softmax sample of the posterior at `temperature`, "argmax" its most probable
+    codeword. In evaluation mode the layer is deterministic: no noise is drawn, and "sample" gives way to
+    `eval_estimator` ("mean", by Theorem 1 the best estimate, or "argmax"); `forward(..., estimator="sample")`
+    asks for a sample explicitly. `noise_std` > 0 adds Gaussian noise to the code before estimation while
+    training (section "Noisy Latent Codes"). `weighting` is the log-variance term of eq. 7 (see
+    `soft_quantize`). `codebook_weight` and `commitment_weight` (beta) weigh the two terms of eq. 27 in `loss`.
+
+    Precision: the posterior is computed in float32 (float64 for float64 inputs) under any autocast, and
+    `quantized` is cast back to z's dtype, so a bfloat16 or float16 model works without autocast. The codebook
+    may be kept in higher precision than the model (`model.bfloat16(); vq.float()`); its state dict loads into
+    a quantizer of any float dtype. `chunk_size` (posterior mean only): the posterior of `chunk_size`
+    positions at a time, recomputed in backward, so memory is O(chunk_size * K) beyond the returned posterior;
+    None keeps the whole (N, K) graph for autograd (the paper's stacked trainer does, for bit-identical runs).
     """
 
     def __init__(self, dim: int, num_codes: int, noise_std: float = 0.0, weighting: str = "paper",
                  learned_log_var: bool = True, n_models: int | None = None, estimator: str = "mean",
-                 temperature: float = 1.0, channel_dim: int = -1):
+                 temperature: float = 1.0, channel_dim: int = -1, eval_estimator: str = "mean",
+                 commitment_weight: float = 0.25, codebook_weight: float = 1.0, chunk_size: int | None = 4096):
         super().__init__()
         if estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+        if eval_estimator not in ("mean", "argmax"):
+            raise ValueError(f"eval_estimator must be 'mean' or 'argmax', not {eval_estimator!r}")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
         if estimator != "mean" and weighting == "svhn_code":
             raise ValueError("the 'svhn_code' weighting scales the posterior mean; use it with estimator 'mean'")
-        if channel_dim not in (-1, 1):
-            raise ValueError(f"channel_dim must be -1 (codes last) or 1 (channel-first maps), not {channel_dim}")
-        if channel_dim == 1 and n_models is not None:
-            raise ValueError("channel_dim=1 is for one model's feature maps; a stack takes (n_models, N, dim)")
+        if channel_dim != -1 and n_models is not None:
+            raise ValueError("a stack takes codes last, (n_models, ..., dim): leave channel_dim at -1")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive or None, not {chunk_size}")
         stack = () if n_models is None else (n_models,)
         self.codebook = nn.Parameter(torch.empty(*stack, num_codes, dim))
         # one learned log variance per codeword, for callers that do not predict them per input
         self.log_var = nn.Parameter(torch.zeros(*stack, num_codes)) if learned_log_var else None
-        self.noise_std, self.weighting = noise_std, weighting
-        self.estimator, self.temperature, self.channel_dim = estimator, temperature, channel_dim
+        self.dim, self.num_codes, self.n_models = dim, num_codes, n_models
+        self.noise_std, self.weighting, self.channel_dim = noise_std, weighting, channel_dim
+        self.estimator, self.eval_estimator, self.temperature = estimator, eval_estimator, temperature
+        self.commitment_weight, self.codebook_weight, self.chunk_size = commitment_weight, codebook_weight, chunk_size
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -189,51 +322,88 @@ class SoftVectorQuantizer(nn.Module):
         if self.log_var is not None:
             nn.init.zeros_(self.log_var)
 
+    def extra_repr(self) -> str:
+        settings = ("dim", "num_codes", "n_models", "estimator", "eval_estimator", "temperature", "noise_std",
+                    "weighting", "learned_log_var", "channel_dim", "codebook_weight", "commitment_weight",
+                    "chunk_size")
+        values = {**vars(self), "learned_log_var": self.log_var is not None}
+        return ", ".join(f"{name}={values[name]!r}" for name in settings)
+
     def forward(self, z: torch.Tensor, log_var: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                gumbel: torch.Tensor | None = None, temperature: float | torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, dict]:
-        """z (..., N, dim) (or (B, dim, H, W) with channel_dim=1), log_var (..., N, K) or None, noise like z
-        (drawn here when None and training), gumbel like the posterior (drawn here when None; "sample" only),
-        temperature to use instead of the constructor's (e.g. one per model of a stack, (M, 1, 1)).
+                gumbel: torch.Tensor | None = None, temperature: float | torch.Tensor | None = None,
+                estimator: str | None = None) -> QuantizerOutput:
+        """Quantize z; shapes in the class docstring. `temperature` replaces the constructor's for this call
+        (e.g. one per model of a stack, (n_models, 1, 1)); `estimator` replaces the constructor's (and the
+        evaluation-mode fallback) for this call.
 
         The posterior is computed from the detached noisy code, so that, as eq. 27 says, the codebook and
         the variances learn from the codebook term and the encoder from the commitment term (and the
         reconstruction, through the straight-through estimator).
         """
-        if self.channel_dim == 1:
-            z_last, out = self._forward_last(z.movedim(1, -1), log_var, noise if noise is None else
-                                             noise.movedim(1, -1), gumbel, temperature)
-            return z_last.movedim(-1, 1), out
-        return self._forward_last(z, log_var, noise, gumbel, temperature)
-
-    def _forward_last(self, z, log_var, noise, gumbel, temperature):
-        """`forward` on codes in the last axis, in float32 whatever the autocast."""
+        if estimator is None:
+            estimator = self.eval_estimator if self.estimator == "sample" and not self.training else self.estimator
         if log_var is None:
             if self.log_var is None:
                 raise ValueError("this quantizer has no learned log variances: pass log_var")
             log_var = self.log_var
-        if noise is None and self.training and self.noise_std > 0:
-            noise = self.noise_std * torch.randn_like(z)
+        elif log_var.dim() != self.codebook.dim() - 1:
+            expected = list(z.shape)
+            expected[self.channel_dim] = self.num_codes
+            if list(log_var.shape) != expected:
+                raise ValueError(f"log_var must be {tuple(self.codebook.shape[:-1])} (one per codeword) or shaped "
+                                 f"like z with K in the channel axis, {tuple(expected)}; got {tuple(log_var.shape)}")
+            log_var = self._rows(log_var)
+        positions = z.shape[:self.channel_dim % z.dim()] + z.shape[self.channel_dim % z.dim() + 1:]
         with torch.autocast(z.device.type, enabled=False):
-            z = z.to(torch.promote_types(z.dtype, torch.float32))
-            log_var = log_var.to(z.dtype)
-            z_noisy = z if noise is None else z + noise.to(z.dtype)
-            codebook = self.codebook.to(z.dtype)
-            if self.estimator == "mean":
-                z_hat, posterior = soft_quantize(z_noisy.detach(), codebook, log_var, self.weighting)
+            codes = self._rows(z).to(torch.promote_types(z.dtype, torch.float32))        # (N, d) or (M, N, d)
+            if noise is None and self.training and self.noise_std > 0:
+                noise = self.noise_std * torch.randn_like(codes)
+            noisy = codes if noise is None else codes + self._rows(noise).to(codes.dtype)
+            codebook, log_var = self.codebook.to(codes.dtype), log_var.to(codes.dtype)
+            if estimator == "mean":
+                z_hat, posterior = soft_quantize(noisy.detach(), codebook, log_var, self.weighting, self.chunk_size)
+                indices = posterior.argmax(-1)
             else:
-                logits = posterior_logits(z_noisy.detach(), codebook, log_var, self.weighting)
+                logits = posterior_logits(noisy.detach(), codebook, log_var, self.weighting)
                 tau = self.temperature if temperature is None else temperature
-                z_hat = estimate(logits, codebook, self.estimator, tau, gumbel)[0]
-                posterior = torch.softmax(logits, -1)
-            out = {
-                "posterior": posterior, "z_hat": z_hat, "indices": posterior.argmax(-1),
-                "perplexity": perplexity(posterior.flatten(end_dim=-2)) if self.codebook.dim() == 2
-                else perplexity(posterior.flatten(1, -2)),
-                "codebook": (z.detach() - z_hat).pow(2).sum(-1),          # (..., N)
-                "commitment": (z - z_hat.detach()).pow(2).sum(-1),        # (..., N)
-            }
-            return straight_through(z, z_hat), out
+                z_hat, weights = estimate(logits, codebook, estimator, tau,
+                                          None if gumbel is None else self._rows(gumbel).to(codes.dtype))
+                posterior, indices = torch.softmax(logits, -1), weights.argmax(-1)
+            codebook_loss = (codes.detach() - z_hat).pow(2).sum(-1).mean(-1)
+            commitment_loss = (codes - z_hat.detach()).pow(2).sum(-1).mean(-1)
+            posterior = posterior.detach()
+            return QuantizerOutput(
+                quantized=self._positions(straight_through(codes, z_hat).to(z.dtype), positions),
+                indices=indices.reshape(positions),
+                loss=self.codebook_weight * codebook_loss + self.commitment_weight * commitment_loss,
+                posterior=self._positions(posterior, positions), perplexity=perplexity(posterior),
+                codebook_loss=codebook_loss, commitment_loss=commitment_loss)
+
+    # The layout helpers leave a tensor already in place untouched (no view in the autograd graph), so that a
+    # stack's (M, N, d) codes take exactly the graph, and the gradient summation order, of the committed runs.
+    def _rows(self, t: torch.Tensor) -> torch.Tensor:
+        """A per-position tensor, channel axis last and positions flattened: (N, C), or (M, N, C) for a stack."""
+        t = t if self.channel_dim == -1 else t.movedim(self.channel_dim, -1)
+        return t.flatten(0 if self.n_models is None else 1, -2)
+
+    def _positions(self, rows: torch.Tensor, positions: torch.Size) -> torch.Tensor:
+        """The inverse of `_rows`: (N, C) back to the positions' shape, the channel axis where z had it."""
+        rows = rows if rows.shape[:-1] == positions else rows.reshape(*positions, rows.shape[-1])
+        return rows if self.channel_dim == -1 else rows.movedim(-1, self.channel_dim)
+
+    def get_codes_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """The codewords of `indices` (any shape; (n_models, ...) for a stack): indices.shape + (dim,), codes last,
+        in the codebook's dtype."""
+        if self.n_models is None:
+            return self.codebook[indices]
+        model = torch.arange(self.n_models, device=indices.device).view(-1, *([1] * (indices.dim() - 1)))
+        return self.codebook[model, indices]
+
+    def get_output_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """The layer's output for hard `indices` (the shape of `QuantizerOutput.indices`): their codewords laid out
+        like `quantized` (code in the channel axis), in the codebook's dtype. For "sample" and "argmax" it is
+        `quantized` (up to the rounding of z + (z_hat - z))."""
+        return self.get_codes_from_indices(indices).movedim(-1, self.channel_dim)
 
 
 def perplexity(posterior_or_index: torch.Tensor, num_codes: int | None = None) -> torch.Tensor:

@@ -67,18 +67,18 @@ def test_quantizer_on_channel_first_feature_maps(estimator):
     torch.manual_seed(0)
     vq = SoftVectorQuantizer(dim=8, num_codes=16, estimator=estimator, channel_dim=1)
     features = torch.randn(2, 8, 5, 7, requires_grad=True)       # (B, C, H, W)
-    z, out = vq(features)
-    assert z.shape == features.shape
-    assert out["posterior"].shape == (2, 5, 7, 16) and out["indices"].shape == (2, 5, 7)
-    assert out["codebook"].shape == (2, 5, 7) and 1 <= float(out["perplexity"].detach()) <= 16
+    out = vq(features)
+    assert out.quantized.shape == features.shape
+    assert out.posterior.shape == (2, 16, 5, 7) and out.indices.shape == (2, 5, 7)
+    assert out.codebook_loss.shape == () and 1 <= float(out.perplexity) <= 16
     # the same codes laid out as (N, dim) give the same answer
     flat = SoftVectorQuantizer(dim=8, num_codes=16, estimator="mean")
     flat.load_state_dict(vq.state_dict())
     if estimator == "mean":
-        z_flat, out_flat = flat(features.detach().movedim(1, -1).reshape(-1, 8))
-        torch.testing.assert_close(z.detach().movedim(1, -1).reshape(-1, 8), z_flat)
-        torch.testing.assert_close(out["perplexity"], out_flat["perplexity"])
-    (z.sum() + out["codebook"].sum()).backward()
+        out_flat = flat(features.detach().movedim(1, -1).reshape(-1, 8))
+        torch.testing.assert_close(out.quantized.detach().movedim(1, -1).reshape(-1, 8), out_flat.quantized)
+        torch.testing.assert_close(out.perplexity, out_flat.perplexity)
+    (out.quantized.sum() + out.loss).backward()
     assert features.grad.shape == features.shape and vq.codebook.grad is not None
 
 
@@ -86,8 +86,9 @@ def test_quantizer_is_float32_under_bfloat16_autocast():
     vq = SoftVectorQuantizer(dim=4, num_codes=8)
     z = torch.randn(10, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        _, out = vq(z.bfloat16())
-    assert out["posterior"].dtype == torch.float32 and out["z_hat"].dtype == torch.float32
+        out = vq(z.bfloat16())
+    assert out.posterior.dtype == torch.float32 and out.loss.dtype == torch.float32
+    assert out.quantized.dtype == torch.bfloat16                 # the input's dtype
 
 
 def test_estimator_bottleneck_trains_and_the_mean_is_unchanged():
