@@ -21,7 +21,7 @@ from .store import RESULTS_DIR
 
 METRICS = paper.METRICS
 SHORT_LABELS = {"cluster_acc": "clust. %", "nmi": "NMI", "classification_acc": "class. %"}
-DATASET_LABELS = {"mnist": "MNIST", "svhn": "SVHN", "cifar10": "CIFAR-10",
+DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "svhn": "SVHN", "cifar10": "CIFAR-10",
                   "cifar10-jpeg": "CIFAR-10, LOSSY JPEG copy (quality 75; not the original pixels)"}
 CONFIDENCE = 0.95
 

@@ -1,0 +1,29 @@
+"""The claims-by-data-set table, computed from each data set's seed statistics (the README's block is checked with
+the other figure blocks in tests/test_readme.py)."""
+import math
+
+import pandas as pd
+
+from softvq import claims
+
+
+def stats(means: dict[str, float], p: dict[str, float], metric: str = "nmi") -> pd.DataFrame:
+    return pd.DataFrame([{"row": r, "metric": metric, "seeds": 5, "mean": m, "ci_low": m, "ci_high": m,
+                          "p_reference_better": p.get(r, math.nan)} for r, m in means.items()])
+
+
+def test_the_best_other_row_margin_and_verdict():
+    [row] = claims.claim_rows(stats({"raw": 0.5, "ae": 0.6, "vae": 0.7, "soft_vqvae": 0.75},
+                                    {"raw": 1e-5, "ae": 1e-3, "vae": 0.2}))
+    assert (row["best_other"], round(row["margin"], 6), row["p"]) == ("vae", 0.05, 0.2)
+    assert claims.verdict(row["margin"], row["p"]) == "leads, not significant"
+    assert claims.verdict(0.05, 0.01) == "leads" and claims.verdict(-0.01, 0.9) == "trails"
+    assert claims.verdict(0.0, 0.5) == "trails"
+
+
+def test_only_the_data_sets_with_statistics_appear(tmp_path):
+    stats({"ae": 0.5, "soft_vqvae": 0.4}, {"ae": 0.9}).to_csv(tmp_path / "table2_stats.csv", index=False)
+    df = claims.claims(tmp_path)
+    assert list(df["dataset"]) == ["lossy CIFAR-10 (Table 2)"] and list(df["verdict"]) == ["trails"]
+    claims.write_claims(tmp_path)
+    assert "| lossy CIFAR-10 (Table 2) | NMI" in (tmp_path / "claims.md").read_text()
