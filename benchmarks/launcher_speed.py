@@ -15,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import softvq  # noqa: F401  (first: flush-to-zero on every torch thread)
 import torch
+
+from softvq.train import flush_to_zero
 
 from softvq import experiments, launch
 from softvq.io import write_json
@@ -32,6 +33,7 @@ def timed_run(configs, root, folder: Path, launcher) -> tuple[float, list[dict]]
 
 
 def main(argv=None) -> dict:
+    flush_to_zero()             # before torch's first operation: reaches every thread it starts
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", nargs="+", default=["ae", "vae"], help="Table 1 rows: one stack each")
     parser.add_argument("--iterations", type=int, default=2_000)

@@ -12,12 +12,11 @@ import argparse
 import json
 from pathlib import Path
 
-import softvq  # noqa: F401  (first: flush-to-zero on every torch thread)
 from softvq import experiments, store
 from softvq.experiments import Config
 from softvq.io import write_json
 from softvq.provenance import code_version
-from softvq.train import train
+from softvq.train import flush_to_zero, train
 
 ROOT = Path(__file__).resolve().parent
 
@@ -52,6 +51,7 @@ def check(records: list[dict], iterations: int, root=None, device: str = "cpu") 
 
 
 def main(argv=None) -> None:
+    flush_to_zero()             # before torch's first operation: reaches every thread it starts
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", type=Path)
     parser.add_argument("--iterations", type=int, default=2000)

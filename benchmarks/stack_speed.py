@@ -15,15 +15,15 @@ import argparse
 import json
 from pathlib import Path
 
-import softvq  # noqa: F401  (first: flush-to-zero on every torch thread)
 import torch
 
 from softvq import experiments, speed
 from softvq.io import write_json
-from softvq.train import PRECISIONS, default_device
+from softvq.train import PRECISIONS, default_device, flush_to_zero
 
 
 def main(argv=None) -> dict:
+    flush_to_zero()             # before torch's first operation: reaches every thread it starts
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", type=int, choices=sorted(speed.PRESETS), default=1, help="1: MNIST MLP; 2: CNN")
     parser.add_argument("--models", type=int, nargs="+", default=[1, 6])
