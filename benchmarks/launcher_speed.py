@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from softvq.train import flush_to_zero
-
 from softvq import experiments, launch
+from softvq.train import flush_to_zero
 from softvq.io import write_json
 from softvq.provenance import code_version
 
