@@ -52,20 +52,25 @@ def subset(x: torch.Tensor, y: torch.Tensor, n: int, seed: int = 0) -> tuple[tor
     return x[keep], y[keep]
 
 
-def downstream(z_train, y_train, z_eval, y_eval, n_init: int = 100, seed: int = 0, probe_iterations: int = 500
-               ) -> dict:
+def downstream(z_train, y_train, z_eval, y_eval, n_init: int = 100, seed: int = 0, probe_iterations: int = 500,
+               kmeans: str = "sklearn", device: torch.device | str = "cpu") -> tuple[dict, dict]:
     """The paper's three scores of latents z_e: K-means (fit on the evaluation latents, as the paper) accuracy
-    and NMI, and the accuracy of a softmax classifier trained on the training latents."""
-    scores = metrics.clustering_scores(z_eval, y_eval, n_init=n_init, seed=seed)
+    and NMI, and the accuracy of a softmax classifier trained on the training latents; and how they were
+    scored, a record's "evaluation" entry: the K-means implementation (`metrics.kmeans_labels`; "sklearn" runs
+    on the CPU, "torch" on `device`), the device of the probe, the K-means starts and the probe's iterations."""
+    scores = metrics.clustering_scores(z_eval, y_eval, n_init=n_init, seed=seed, kmeans=kmeans, device=device)
     scores["classification_acc"] = metrics.linear_probe(z_train, y_train, z_eval, y_eval, epochs=probe_iterations,
-                                                        seed=seed)
-    return scores
+                                                        seed=seed, device=device)
+    how = {"kmeans": kmeans, "device": str(device), "n_init": n_init, "probe_iterations": probe_iterations}
+    return scores, how
 
 
 def evaluate_raw(dataset: str = "mnist", validation: bool = False, root=None, results_dir: str | Path = RESULTS_DIR,
-                 compute: bool = True, kmeans_n_init: int = 100, **evaluation) -> dict | None:
+                 compute: bool = True, kmeans_n_init: int = 100, device: torch.device | str | None = None,
+                 **evaluation) -> dict | None:
     """The 'raw data' row: the three scores on the pixels themselves, scored as Config's EVALUATION fields
-    say. Read from its JSON when it exists; else computed and written (None when not `compute`)."""
+    say, on `device` (default: CUDA when present). Read from its JSON when it exists; else computed and
+    written (None when not `compute`)."""
     fields = {"kmeans_n_init": kmeans_n_init, **evaluation}
     changed = "".join(f"-{k}{v}" for k, v in fields.items() if k != "kmeans_n_init" and v != HASHED_WHEN_SET[k])
     path = store.results_file(dataset, f"{dataset}-raw{'-val' if validation else ''}-n{kmeans_n_init}{changed}",
@@ -74,11 +79,14 @@ def evaluate_raw(dataset: str = "mnist", validation: bool = False, root=None, re
     if record is not None or not compute:
         return record
     x_tr, y_tr, x_ev, y_ev = splits(dataset, validation, root, fields.get("train_size", 0), fields.get("eval_size", 0))
+    device = torch.device(device) if device is not None else default_device()
     began = time.perf_counter()
+    scores, how = downstream(x_tr.flatten(1), y_tr, x_ev.flatten(1), y_ev, kmeans_n_init,
+                             probe_iterations=fields.get("probe_iterations", 500),
+                             kmeans=fields.get("kmeans", "sklearn"), device=device)
     record = {"config": {"dataset": dataset, "bottleneck": "raw", "validation": validation, "seed": 0,
                          "iterations": 0, **fields},
-              "metrics": downstream(x_tr.flatten(1), y_tr, x_ev.flatten(1), y_ev, kmeans_n_init,
-                                    probe_iterations=fields.get("probe_iterations", 500)),
-              "eval_time_s": time.perf_counter() - began, "code_version": code_version(default_device())}
+              "metrics": scores, "evaluation": how, "eval_time_s": time.perf_counter() - began,
+              "code_version": code_version(device)}
     store.write_json(record, path)
     return record

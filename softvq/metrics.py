@@ -3,9 +3,10 @@
 Inputs may be numpy arrays or torch tensors on any device; they are converted at the
 boundary. Labels must be 1-D integer arrays, latents 2-D (N, D) arrays.
 
-K-means and the probe run on the GPU when CUDA is present (`evaluation_device`): K-means as the batched
-torch implementation of `softvq.kmeans_torch`, which runs all restarts at once. On a CPU K-means is
-sklearn's, the reference the torch version is checked against (tests/test_metrics.py).
+K-means and the probe run where the caller says: `kmeans` names the K-means implementation, "sklearn"
+(random starts, on the CPU; the paper's, and the reference) or "torch" (`softvq.kmeans_torch`: k-means++
+starts, all restarts as one batched computation, on `device`; checked against sklearn in
+tests/test_metrics.py); the probe runs on `device` (default: the CPU).
 """
 
 from __future__ import annotations
@@ -18,13 +19,7 @@ from sklearn.metrics import normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
 from . import kmeans_torch
-
-
-def evaluation_device(device=None) -> torch.device:
-    """Where K-means and the probe run: `device` if given, else CUDA when present, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from .config import KMEANS
 
 
 def _numpy(a) -> np.ndarray:
@@ -78,36 +73,39 @@ def nmi(y_true, y_pred) -> float:
     return float(normalized_mutual_info_score(y_true, y_pred, average_method="arithmetic"))
 
 
-def kmeans_labels(z, n_clusters: int = 10, n_init: int = 100, seed: int = 0, device=None) -> np.ndarray:
+def kmeans_labels(z, n_clusters: int = 10, n_init: int = 100, seed: int = 0, kmeans: str = "sklearn",
+                  device="cpu") -> np.ndarray:
     """Cluster latents ``z`` (N, D) with K-means; returns cluster ids (N,).
 
     As in the paper: ``n_init`` runs from random initial centres; the run with the lowest inertia
-    (within-cluster sum of squares) is kept. ``seed`` fixes all runs. On a CPU (``evaluation_device``)
-    this is sklearn's KMeans with ``init="random"`` (centres drawn from the data points); on CUDA the
-    batched `softvq.kmeans_torch.kmeans` (k-means++ starts, all runs at once), which finds the same best
-    inertia to 0.1 %.
+    (within-cluster sum of squares) is kept. ``seed`` fixes all runs. ``kmeans="sklearn"`` is sklearn's
+    KMeans with ``init="random"`` (centres drawn from the data points), on the CPU whatever ``device``;
+    ``"torch"`` the batched `softvq.kmeans_torch.kmeans` on ``device`` (k-means++ starts, all runs at once),
+    which finds the same best inertia to 0.1 %.
 
     On the idle 2-core dev CPU, 10,000 x 64 latents with n_init=100 take about 2.5 s
     (10,000 x 256: about 6 s). If another process keeps a core busy, OpenMP's busy-waiting
     threads make this 20-40x slower; start Python with ``OMP_WAIT_POLICY=passive`` (or
     ``OMP_NUM_THREADS=1``) then. Setting it after ``import torch`` has no effect.
     """
+    if kmeans not in KMEANS:
+        raise ValueError(f"unknown K-means implementation {kmeans!r}; expected one of {KMEANS}")
     z = _latents(z, "z")
     if len(z) < n_clusters:
         raise ValueError(f"need at least n_clusters={n_clusters} samples, got {len(z)}")
-    device = evaluation_device(device)
-    if device.type != "cpu":
+    if kmeans == "torch":
         return kmeans_torch.kmeans(z, n_clusters, n_init, seed=seed, device=device)[0].numpy()
     km = KMeans(n_clusters=n_clusters, init="random", n_init=n_init, random_state=seed)
     return km.fit_predict(z)
 
 
-def clustering_scores(z_test, y_test, n_init: int = 100, seed: int = 0, device=None) -> dict[str, float]:
+def clustering_scores(z_test, y_test, n_init: int = 100, seed: int = 0, kmeans: str = "sklearn",
+                      device="cpu") -> dict[str, float]:
     """K-means clustering accuracy and NMI of latents against labels.
 
     Following the paper, K-means (``num classes`` clusters, ``n_init`` random
     initialisations) is fitted on the test-set latents ``z_e`` and scored on the same
-    test set; there is no train/test split for the clustering. ``device``: see ``kmeans_labels``.
+    test set; there is no train/test split for the clustering. ``kmeans``, ``device``: see ``kmeans_labels``.
 
     Returns ``{"cluster_acc": ..., "nmi": ...}``.
     """
@@ -115,12 +113,13 @@ def clustering_scores(z_test, y_test, n_init: int = 100, seed: int = 0, device=N
     y_test = _labels(y_test, "y_test")
     if len(z_test) != len(y_test):
         raise ValueError(f"z_test and y_test differ in length: {len(z_test)} != {len(y_test)}")
-    pred = kmeans_labels(z_test, n_clusters=len(np.unique(y_test)), n_init=n_init, seed=seed, device=device)
+    pred = kmeans_labels(z_test, n_clusters=len(np.unique(y_test)), n_init=n_init, seed=seed, kmeans=kmeans,
+                         device=device)
     return {"cluster_acc": cluster_accuracy(y_test, pred), "nmi": nmi(y_test, pred)}
 
 
 def linear_probe(
-    z_train, y_train, z_test, y_test, epochs: int = 500, seed: int = 0, device=None
+    z_train, y_train, z_test, y_test, epochs: int = 500, seed: int = 0, device="cpu"
 ) -> float:
     """Test accuracy of a linear softmax classifier trained on frozen latents.
 
@@ -145,7 +144,7 @@ def linear_probe(
         y_train, y_test: integer labels 0..K-1, shapes (N,) and (M,).
         epochs: maximum number of L-BFGS iterations.
         seed: seed of the initial weights.
-        device: torch device to train on (default: ``evaluation_device``, CUDA when present).
+        device: torch device to train on.
 
     Returns:
         Accuracy on the test latents, in [0, 1].
@@ -162,7 +161,6 @@ def linear_probe(
     if min(y_train.min(), y_test.min()) < 0:
         raise ValueError("labels must be non-negative class indices")
 
-    device = evaluation_device(device)
     x = torch.as_tensor(z_train, dtype=torch.float32, device=device)  # (N, D)
     xt = torch.as_tensor(z_test, dtype=torch.float32, device=device)  # (M, D)
     y = torch.as_tensor(y_train, dtype=torch.int64, device=device)  # (N,)

@@ -1,9 +1,11 @@
 """Stacks of configs -> trained, scored and written: `run(configs)` gives one results JSON per run.
 
 Configs that differ only in the STACKABLE fields (seed, beta, noise_std, ...) train together as one stack
-(see `softvq.train`). A run whose results JSON exists is skipped. Everything is read and written through
-`softvq.store`, which holds a lock per run while it trains: two processes asked for the same run on the same
-results folder train it once, the second waiting and then using the first one's result.
+(see `softvq.train`). A run whose results JSON exists is skipped, and never trained again for anything else
+(`latents`). Each run is scored on the device it trained on, in strict float32 (TF32 off), with the K-means
+implementation its Config names; its record says how (`evaluation.downstream`). Everything is read and
+written through `softvq.store`, which holds a lock per run while it trains: two processes asked for the same
+run on the same results folder train it once, the second waiting and then using the first one's result.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from .model import build_model
 from .presets import flatten
 from .provenance import code_version
 from .store import CHECKPOINT_DIR, RESULTS_DIR
-from .train import default_device, train
+from .train import default_device, tf32_allowed, train
 
 MAX_STACK = 8
 
@@ -87,6 +89,17 @@ def _train_stack(configs: Sequence[Config], root, device, results_dir, checkpoin
                     lr=first.lr, device=device, checkpoint=store.checkpoint_path(configs, checkpoint_dir),
                     checkpoint_every=checkpoint_every, progress=progress, precision=first.precision,
                     compile=first.compile, identity=[c.run_id for c in configs])
+    with tf32_allowed(False):
+        records = _evaluate(configs, model, history, (x_tr, y_tr, x_ev, y_ev), device, version, results_dir,
+                            checkpoint_dir)
+    return (records, model, history) if keep_model else records
+
+
+def _evaluate(configs: Sequence[Config], model, history: dict, data_splits: tuple, device: torch.device,
+              version: dict, results_dir, checkpoint_dir) -> list[dict]:
+    """Score every model of the trained stack `model` on `device`, save its latents and write its record."""
+    first = configs[0]
+    x_tr, y_tr, x_ev, y_ev = data_splits
     codes = codebook.assignments(model, x_ev) if first.bottleneck in QUANTIZERS else None
     swaps = (swap_estimators(model, x_ev, [c.noise_std for c in configs], first.seed)
              if first.bottleneck == "soft_vqvae" else None)
@@ -96,9 +109,10 @@ def _train_stack(configs: Sequence[Config], root, device, results_dir, checkpoin
     records = []
     for m, c in enumerate(configs):
         began = time.perf_counter()
-        scores = downstream(z_tr[m], y_tr, z_ev[m], y_ev, c.kmeans_n_init, c.seed, c.probe_iterations)
+        scores, how = downstream(z_tr[m], y_tr, z_ev[m], y_ev, c.kmeans_n_init, c.seed, c.probe_iterations,
+                                 c.kmeans, device)
         store.write_latents(z_ev[m].clone(), y_ev, c, checkpoint_dir)
-        record = {"config": dataclasses.asdict(c), "run_id": c.run_id, "metrics": scores,
+        record = {"config": dataclasses.asdict(c), "run_id": c.run_id, "metrics": scores, "evaluation": how,
                   "final_losses": {k: history[k][-1][m] for k in terms},
                   "history": {"iteration": history["iteration"], **{k: [v[m] for v in history[k]] for k in terms}},
                   "train_time_s": history["wall_time"], "stack_size": len(configs),
@@ -109,17 +123,43 @@ def _train_stack(configs: Sequence[Config], root, device, results_dir, checkpoin
             record["estimator_swap"] = swaps[m]
         store.write_result(record, c, results_dir)
         records.append(record)
-    return (records, model, history) if keep_model else records
+    return records
+
+
+class LatentsMissing(FileNotFoundError):
+    """A finished run's latents are gone and no checkpoint holds its trained model."""
 
 
 def latents(config: Config, root=None, device=None, results_dir: str | Path = RESULTS_DIR,
             checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """The evaluation-set latents z_e (N, d) and labels (N,) of a run, training it first if they are missing."""
+    """The evaluation-set latents z_e (N, d) and labels (N,) of a run (saved in `checkpoint_dir` when it was
+    scored). A run without a results JSON is trained first. A finished run is never trained again and its
+    results JSON never rewritten: when its latents are missing they are encoded again, on `device`, from the
+    final checkpoint of its stack, and without one `LatentsMissing` says how to get them."""
     saved = store.read_latents(config, checkpoint_dir)
     if saved is None:
-        run_stack([config], root, device, results_dir, checkpoint_dir, progress)
+        train_missing([config], root, device, results_dir, checkpoint_dir, progress)     # only when unfinished
         saved = store.read_latents(config, checkpoint_dir)
-    return saved
+    return saved if saved is not None else encode_again(config, root, device, checkpoint_dir)
+
+
+def encode_again(config: Config, root=None, device=None, checkpoint_dir: str | Path = CHECKPOINT_DIR
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The latents of the finished run `config` encoded from the final checkpoint of its stack
+    (`store.find_final_checkpoint`) in strict float32, saved for next time; `LatentsMissing` without one."""
+    state, _ = store.find_final_checkpoint(config, checkpoint_dir)
+    if state is None:
+        raise LatentsMissing(f"{config.run_id} is finished but neither its latents nor its final checkpoint are in "
+                             f"{checkpoint_dir}: move its results JSON aside and run it again, or train it into "
+                             f"another results folder")
+    device = torch.device(device) if device is not None else default_device()
+    x_tr, _, x_ev, y_ev = splits(config.dataset, config.validation, root, config.train_size, config.eval_size)
+    model = build_stack([config] * len(state["identity"]), x_tr)     # the stack's own settings: in its state
+    model.load_state_dict(state["model"])
+    with tf32_allowed(False):
+        z = model.to(device).encode(x_ev)[state["identity"].index(config.run_id)].cpu()
+    store.write_latents(z, y_ev, config, checkpoint_dir)
+    return z, y_ev
 
 
 def stack_limit(config: Config, device=None) -> int:

@@ -38,6 +38,7 @@ from .io import save_atomic, write_atomic, write_json
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
 OUT_OF_MEMORY = (MemoryError, torch.cuda.OutOfMemoryError)     # not a damaged file: raised as they are
+ON_DEVICE = ("model", "running")        # the parts of a training state that live on the training device
 
 
 # ------------------------------------------------------------------------------------------------- paths
@@ -138,13 +139,38 @@ def write_result(record: dict, config, results_dir: str | Path = RESULTS_DIR) ->
 
 
 # --------------------------------------------------------------------------------- checkpoints, latents
-def read_checkpoint(path: str | Path, map_location=None) -> tuple[dict | None, Path | None]:
+def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[dict | None, Path | None]:
     """(training state, the file it came from): the checkpoint at `path`, else its previous copy (`previous`),
-    else (None, None). A copy that cannot be read is set aside and the next one tried."""
+    else (None, None). A copy that cannot be read is set aside and the next one tried.
+
+    Every tensor is read on the CPU, where the generator states (which `torch.Generator.set_state` takes as a
+    CPU ByteTensor, for a CUDA generator too) and the data orders belong; then the model's weights and the
+    running loss sums (`ON_DEVICE`) are moved to `device`, the device training continues on. The optimizer's
+    state follows its parameters when `Optimizer.load_state_dict` reads it."""
     for candidate in (Path(path), previous(path)):
-        state = _read(candidate, lambda p: torch.load(p, map_location=map_location, weights_only=False))
+        state = _read(candidate, lambda p: _load_checkpoint(p, device))
         if state is not None:
             return state, candidate
+    return None, None
+
+
+def _load_checkpoint(path: Path, device: torch.device | str) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    for part in ON_DEVICE:
+        state[part] = {name: t.to(device) for name, t in state.get(part, {}).items()}
+    return state
+
+
+def find_final_checkpoint(config, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> tuple[dict | None, Path | None]:
+    """(training state, its file) of a stack that trained the run `config` to its end: a checkpoint in
+    `checkpoint_dir` whose identity names the run and whose iteration is the run's last; (None, None) when
+    there is none. Read on the CPU and memory-mapped, so that looking through the folder reads little more
+    than each checkpoint's header."""
+    for path in sorted(Path(checkpoint_dir).glob("*.pt")):
+        state = _read(path, lambda p: torch.load(p, map_location="cpu", mmap=True, weights_only=False))
+        if state is not None and config.run_id in (state.get("identity") or ()) and \
+                state["iteration"] == config.iterations:
+            return state, path
     return None, None
 
 

@@ -30,13 +30,28 @@ from . import store
 from .model import AutoEncoder
 
 STREAMS = {"init": 0, "data": 1, "noise": 2}
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}     # the precisions that autocast the forward pass
 DENORMAL_SWEEP = 100            # iterations between two flush_denormals_ on a CPU
 
 
 def default_device() -> torch.device:
     """CUDA when present, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def card_precision(device: torch.device | str) -> str:
+    """The fastest precision of `device` that keeps the quantizer and the losses in float32: "bf16" on a GPU with
+    fast bfloat16 (compute capability 8.0 and later: Ampere, Hopper), "fp16" (float16 autocast with a gradient
+    scaler) on one with float16 tensor cores only (7.x: Volta, Turing, e.g. Colab's T4), else "fp32"; "fp32" on a
+    CPU."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "fp32"
+    capability = torch.cuda.get_device_capability(device)
+    if capability >= (8, 0) and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp16" if capability >= (7, 0) else "fp32"
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -107,16 +122,69 @@ def flush_denormals_(optimizer: torch.optim.Optimizer) -> None:
                 moment.masked_fill_(moment.abs() < tiny, 0)
 
 
+def tf32_flags() -> tuple[list[tuple[object, str]], tuple]:
+    """The switches of TF32 for CUDA matrix products and cuDNN convolutions, as (object, attribute) pairs, and
+    their (TF32, strict float32) values, in the one API this torch has: `fp32_precision` ("tf32" / "ieee", torch
+    2.9 and later), else the legacy `allow_tf32`. Never both: torch refuses to read flags set through a mix."""
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        return [(torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision")], \
+            ("tf32", "ieee")
+    return [(torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32")], (True, False)
+
+
 @contextlib.contextmanager
 def tf32_allowed(allowed: bool):
-    """CUDA matrix products and convolutions in TF32 (`allowed`) or strict float32 inside the block; the
-    previous settings are restored after it. No effect on a CPU."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+    """CUDA matrix products and convolutions in TF32 (`allowed`) or strict float32 inside the block (cuDNN's own
+    default lets float32 convolutions use TF32); the previous settings are restored after it. No effect on a
+    CPU."""
+    flags, (tf32, strict) = tf32_flags()
+    saved = [getattr(owner, name) for owner, name in flags]
+    for owner, name in flags:
+        setattr(owner, name, tf32 if allowed else strict)
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        for (owner, name), value in zip(flags, saved):
+            setattr(owner, name, value)
+
+
+def place(model: AutoEncoder, device: torch.device, precision: str) -> None:
+    """Move `model` to `device` in training mode; with an autocast on CUDA its 4-D convolution weights
+    channels-last (NHWC kernels)."""
+    model.to(device).train()
+    if device.type == "cuda" and precision in AUTOCAST:
+        model.to(memory_format=torch.channels_last)
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The autocast of the forward pass at `precision` (off for fp32 and tf32)."""
+    return torch.autocast(device.type, dtype=AUTOCAST.get(precision, torch.bfloat16), enabled=precision in AUTOCAST)
+
+
+def noise_generators(model: AutoEncoder, seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
+    """One noise generator per model of the stack on `device`, seeded from its seed, handed to the bottleneck."""
+    model.bottleneck.generators = [torch.Generator(device).manual_seed(stream_seed(s, "noise")) for s in seeds]
+    return model.bottleneck.generators
+
+
+def step_graphs(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], batch_size: int = 32,
+                precision: str = "fp32", device: torch.device | str = "cpu") -> dict:
+    """How torch.compile splits the training step of the stack `model` (`torch._dynamo.explain` of its forward
+    pass, on a batch and with noise generators as `train` sets them up, under its autocast; the backward pass
+    is traced from the same graphs): {"graphs", "graph_breaks", "break_reasons"}, each reason with the line
+    it broke at. One graph is one CUDA graph per step under mode "reduce-overhead". The weights are unchanged;
+    the noise drawn is thrown away."""
+    device = torch.device(device)
+    place(model, device, precision)
+    noise_generators(model, seeds, device)
+    index = torch.stack([EpochSampler(len(x_train), batch_size, s).next() for s in seeds])
+    with autocast(device, precision):
+        explained = torch._dynamo.explain(model)(x_train[index].to(device))
+    reasons = [f"{str(b.reason).splitlines()[0]} at {Path(b.user_stack[-1].filename).name}:"
+               f"{b.user_stack[-1].lineno}" if b.user_stack else str(b.reason).splitlines()[0]
+               for b in explained.break_reasons]
+    return {"graphs": explained.graph_count, "graph_breaks": explained.graph_break_count,
+            "break_reasons": reasons}
 
 
 def draw_window(samplers: Sequence[EpochSampler], steps: int, device: torch.device) -> torch.Tensor:
@@ -185,8 +253,10 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
 
     `precision`: "fp32" strict float32 (TF32 off on CUDA); "tf32" TF32 matrix products and convolutions
     (CUDA; on a CPU the same as fp32); "bf16" bfloat16 autocast of the forward pass, in which the
-    bottleneck, the posterior and the losses stay float32 (see `AutoEncoder.forward`); on CUDA the
-    convolutions then run channels-last (NHWC, the layout of cuDNN's bfloat16 tensor-core kernels).
+    bottleneck, the posterior and the losses stay float32 (see `AutoEncoder.forward`); "fp16" the same in
+    float16, with a gradient scaler (`torch.amp.GradScaler`, whose state the checkpoint keeps) so that small
+    gradients do not underflow; `card_precision` picks the fastest for a device. With an autocast on CUDA the
+    convolutions run channels-last (NHWC, the layout of cuDNN's tensor-core kernels).
     `compile` runs the forward and backward pass through torch.compile; on CUDA in mode "reduce-overhead",
     which replays them as CUDA graphs (one launch per graph instead of one per kernel; the same kernels as
     the default mode).
@@ -202,15 +272,13 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
         raise ValueError(f"{len(seeds)} seeds for a stack of {model.bottleneck.n_models} models")
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
-    model.to(device).train()
-    if device.type == "cuda" and precision == "bf16":
-        model.to(memory_format=torch.channels_last)      # the CNN's 4-D convolution weights: NHWC kernels
+    place(model, device, precision)
     forward = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None) if compile else model
     x_train = x_train.to(device)
     samplers = [EpochSampler(len(x_train), batch_size, s) for s in seeds]
-    noise = [torch.Generator(device).manual_seed(stream_seed(s, "noise")) for s in seeds]
-    model.bottleneck.generators = noise
+    noise = noise_generators(model, seeds, device)
     optimizer = make_optimizer(model, lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")     # disabled: a pass-through
     history: dict = {"iteration": [], "wall_time": 0.0}
     running: dict[str, torch.Tensor] = {}          # loss sums since the last logged iteration
     start = 0
@@ -222,17 +290,19 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
                              f"not {list(seeds)} of {identity}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         for sampler, s in zip(samplers, state["samplers"]):
             sampler.load_state_dict(s)
         for g, s in zip(noise, state["noise"]):
             g.set_state(s)
-        start, history, running = state["iteration"], state["history"], state.get("running", {})
+        start, history, running = state["iteration"], state["history"], state["running"]
         if progress:
             tqdm.write(f"resuming from {source} at iteration {start}", file=sys.stderr)
 
     def save(iteration: int) -> None:
         store.write_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "iteration": iteration, "seeds": list(seeds), "identity": identity,
+                                "scaler": scaler.state_dict(), "iteration": iteration, "seeds": list(seeds), "identity": identity,
                                 "samplers": [s.state_dict() for s in samplers], "noise": [g.get_state() for g in noise],
                                 "history": history, "running": running}, checkpoint)
 
@@ -257,11 +327,12 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
             for index in draw_window(samplers, end - done, device):                 # index: (M, B)
                 if compile:
                     torch.compiler.cudagraph_mark_step_begin()
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                with autocast(device, precision):
                     out = forward(x_train[index])
                 optimizer.zero_grad(set_to_none=True)
-                out["total"].sum().backward()
-                optimizer.step()
+                scaler.scale(out["total"].sum()).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 done += 1
                 watch.update(out["losses"], done)
                 if device.type == "cpu" and done % DENORMAL_SWEEP == 0:

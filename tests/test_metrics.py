@@ -7,11 +7,11 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
-from softvq import data, kmeans_torch
+from softvq import data, kmeans_torch, runner
+from softvq.config import Config
 from softvq.metrics import (
     cluster_accuracy,
     clustering_scores,
-    evaluation_device,
     kmeans_labels,
     linear_probe,
     nmi,
@@ -193,15 +193,62 @@ def test_torch_kmeans_is_fixed_by_its_seed_and_recovers_blobs():
         kmeans_torch.kmeans(np.zeros((3, 2)), 5)
 
 
-def test_evaluation_runs_on_cuda_when_present_else_on_the_cpu():
-    assert evaluation_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert evaluation_device("cpu").type == "cpu"
+def test_the_kmeans_implementation_is_the_one_named_on_the_device_named(monkeypatch):
+    z, y = _blobs()
+    calls = []
+    monkeypatch.setattr(kmeans_torch, "kmeans", lambda *a, **k: calls.append(k["device"]) or (torch.tensor(y), 0.0))
+    assert cluster_accuracy(y, kmeans_labels(z, 3, n_init=5, kmeans="sklearn")) == 1.0 and not calls
+    kmeans_labels(z, 3, n_init=5, kmeans="torch", device="cpu")
+    assert calls == ["cpu"]
+    with pytest.raises(ValueError, match="K-means implementation 'faiss'"):
+        kmeans_labels(z, 3, kmeans="faiss")
+
+
+@pytest.mark.parametrize("kmeans", ["sklearn", "torch"])
+def test_a_run_is_scored_on_its_training_device_with_its_kmeans_and_says_so(mnist_root, tmp_path, monkeypatch,
+                                                                           kmeans):
+    """With CUDA present (patched here once training is over), a run trained on the CPU is still scored on the
+    CPU, with the K-means its Config names, and its record says how."""
+    train = runner.train
+
+    def train_then_cuda_appears(*args, **kwargs):
+        history = train(*args, **kwargs)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        return history
+    monkeypatch.setattr(runner, "train", train_then_cuda_appears)
+    used = []
+    original = kmeans_torch.kmeans
+    monkeypatch.setattr(kmeans_torch, "kmeans", lambda *a, **k: used.append(k["device"]) or original(*a, **k))
+    config = Config(bottleneck="vae", d=8, iterations=5, train_size=200, eval_size=100, kmeans_n_init=2,
+                    probe_iterations=5, kmeans=kmeans)
+    [record] = runner.run_stack([config], mnist_root, "cpu", tmp_path, tmp_path, progress=False)
+    assert record["evaluation"] == {"kmeans": kmeans, "device": "cpu", "n_init": 2, "probe_iterations": 5}
+    assert used == ([torch.device("cpu")] if kmeans == "torch" else [])
+
+
+def test_a_run_is_scored_in_strict_float32(mnist_root, tmp_path, monkeypatch):
+    """cuDNN lets float32 convolutions use TF32 by default: the encoding that feeds the scores runs with TF32
+    off, whatever the run trained in."""
+    seen = []
+    build = runner.build_stack
+
+    def watched(configs, x):
+        model = build(configs, x)
+        model.encoder.register_forward_hook(lambda *_: seen.append((model.training, (
+            torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision))))
+        return model
+    monkeypatch.setattr(runner, "build_stack", watched)
+    config = Config(bottleneck="vae", d=8, iterations=2, train_size=200, eval_size=100, kmeans_n_init=2,
+                    probe_iterations=5, precision="tf32")
+    runner.run_stack([config], mnist_root, "cpu", tmp_path, tmp_path, progress=False)
+    assert {flags for training, flags in seen if training} == {("tf32", "tf32")}
+    assert {flags for training, flags in seen if not training} == {("ieee", "ieee")}
 
 
 @pytest.mark.cuda
 def test_kmeans_and_probe_on_the_gpu_match_the_cpu():
     z, y = _blobs()
-    assert cluster_accuracy(y, kmeans_labels(z, 3, n_init=5, device="cuda")) == 1.0
+    assert cluster_accuracy(y, kmeans_labels(z, 3, n_init=5, kmeans="torch", device="cuda")) == 1.0
     weight = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
     z_train, y_train = _linear_data(1000, 1, weight)
     z_test, y_test = _linear_data(500, 2, weight)

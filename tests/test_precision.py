@@ -1,4 +1,5 @@
-"""Training precision (fp32, tf32, bf16) and torch.compile on the CPU: close to fp32, and refused when unknown."""
+"""Training precision (fp32, tf32, bf16) and torch.compile on the CPU: close to fp32, and refused when unknown.
+The CUDA TF32 settings are read through torch's current API (`fp32_precision`), the one the trainer sets."""
 import pytest
 import torch
 
@@ -15,7 +16,7 @@ def final_losses(precision="fp32", compile=False, iterations=30, seen=None):
     x = torch.rand(256, *SHAPE, generator=torch.Generator().manual_seed(0))
     model = build_model(SHAPE, "soft_vqvae", 4, widths=(16, 16, 16), num_codes=5, seeds=[0, 1], noise_std=0.1)
     if seen is not None:
-        flags = lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        flags = lambda: (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)
         model.encoder.register_forward_hook(lambda m, i, out: seen.append(("encoder", out.dtype, flags())))
         model.bottleneck.register_forward_pre_hook(lambda m, i: seen.append(("bottleneck", i[0].dtype, flags())))
     history = train(model, x, [0, 1], iterations=iterations, batch_size=16, log_every=10, progress=False,
@@ -34,18 +35,21 @@ def test_bf16_runs_the_encoder_in_bfloat16_and_stays_close_to_fp32():
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
-@pytest.mark.parametrize("before", [(False, False), (True, True)])
+@pytest.mark.parametrize("before", [("ieee", "ieee"), ("tf32", "tf32")])
 def test_tf32_is_allowed_only_while_training_and_only_when_asked(before):
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    owners = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    saved = [owner.fp32_precision for owner in owners]
     try:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
-        for precision, during in (("tf32", (True, True)), ("fp32", (False, False))):
+        for owner, value in zip(owners, before):
+            owner.fp32_precision = value
+        for precision, during in (("tf32", ("tf32", "tf32")), ("fp32", ("ieee", "ieee"))):
             seen = []
             final_losses(precision, iterations=2, seen=seen)
             assert {f for _, _, f in seen} == {during}, precision
-            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+            assert tuple(owner.fp32_precision for owner in owners) == before
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        for owner, value in zip(owners, saved):
+            owner.fp32_precision = value
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """softvq.store: damaged files are named, set aside and treated as missing; a damaged checkpoint falls back to the
-one before it; a checkpoint names every run of its stack; one lock per run keeps two processes from training it
-twice; every committed results JSON is found under its run id."""
+one before it; a checkpoint names every run of its stack and is read on the CPU whatever the training device; a
+finished run's latents never retrain it; one lock per run keeps two processes from training it twice; every
+committed results JSON is found under its run id."""
 import dataclasses
 import functools
 import json
@@ -18,7 +19,7 @@ from conftest import make_record
 from softvq import data, evaluation, runner, store, tables
 from softvq.config import EVALUATION, Config
 from softvq.model import build_model
-from softvq.train import train
+from softvq.train import EpochSampler, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(d=8, K=8, iterations=20, noise_std=0.1, kmeans_n_init=1, probe_iterations=5)
@@ -76,8 +77,32 @@ def test_a_damaged_results_json_is_trained_again(tmp_path, synthetic_data, capsy
     assert len(warnings_of(capsys)) == 1 and path.with_name(path.name + ".corrupt").exists()
     latents = store.latents_path(config, tmp_path / "c")
     latents.write_bytes(latents.read_bytes()[:50])
-    z, y = runner.latents(config, **folders)                          # trained again (from its checkpoint)
+    z, y = runner.latents(config, **folders)                          # encoded again from its checkpoint
     assert z.shape == (100, 8) and len(warnings_of(capsys)) == 1
+
+
+def test_the_latents_of_a_finished_run_never_train_it_nor_rewrite_its_record(tmp_path, synthetic_data, monkeypatch):
+    """Model 1 of a stack of two: its missing latents are encoded again, the same to the bit, from the stack's final
+    checkpoint; without that checkpoint one error says what to do. Its results JSON is never touched."""
+    configs = [Config(seed=s, **TINY) for s in (0, 1)]
+    folders = dict(device="cpu", results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c", progress=False)
+    runner.run(configs, **folders)
+    record = store.result_path(configs[1], tmp_path / "r").read_bytes()
+    saved = store.read_latents(configs[1], tmp_path / "c")
+    store.latents_path(configs[1], tmp_path / "c").unlink()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained a finished run")
+    monkeypatch.setattr(runner, "train", no_training)
+    z, y = runner.latents(configs[1], **folders)
+    assert torch.equal(z, saved[0]) and torch.equal(y, saved[1])
+    assert torch.equal(store.read_latents(configs[1], tmp_path / "c")[0], z)           # saved for next time
+    store.latents_path(configs[1], tmp_path / "c").unlink()
+    store.checkpoint_path(configs, tmp_path / "c").unlink()
+    with pytest.raises(runner.LatentsMissing, match=f"^{configs[1].run_id} is finished .* move its results JSON "
+                                                    f"aside and run it again, or train it into another results"):
+        runner.latents(configs[1], **folders)
+    assert store.result_path(configs[1], tmp_path / "r").read_bytes() == record
 
 
 def _small_model():
@@ -101,6 +126,27 @@ def test_a_damaged_checkpoint_resumes_from_the_previous_one(tmp_path, capsys):
         path.write_bytes(b"not a checkpoint")
     again = train(_small_model(), x, [0], iterations=30, checkpoint=ckpt, progress=False, **options)
     assert again["total"] == reference["total"] and len(warnings_of(capsys)) == 2
+
+
+def test_a_checkpoint_read_for_another_device_keeps_generator_states_and_data_orders_on_the_cpu(tmp_path):
+    """As a resume on CUDA reads it (the `meta` device stands in for the GPU): the weights and the running loss
+    sums go to the device; the generator states and data orders stay on the CPU, where Generator.set_state and
+    the samplers take them."""
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+    def stop_after_the_checkpoint(iteration):
+        if iteration == 6:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(_small_model(), x, [0], iterations=10, batch_size=16, log_every=4, checkpoint=tmp_path / "c.pt",
+              checkpoint_every=6, progress=False, device="cpu", on_step=stop_after_the_checkpoint)
+    state, _ = store.read_checkpoint(tmp_path / "c.pt", torch.device("meta"))
+    torch.Generator().set_state(state["noise"][0])
+    sampler = EpochSampler(64, 16, 0)
+    sampler.load_state_dict(state["samplers"][0])
+    assert sampler.next().device.type == "cpu"
+    assert state["iteration"] == 6 and state["running"]                 # two steps since the last log step
+    assert {t.device.type for part in store.ON_DEVICE for t in state[part].values()} == {"meta"}
 
 
 def test_a_checkpoint_written_for_other_runs_is_refused(tmp_path):

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ import torch
 import softvq
 from softvq import build_model
 from softvq.train import train
-from softvq.train import EpochSampler, make_optimizer, stream_seed
+from softvq.train import EpochSampler, card_precision, make_optimizer, step_graphs, stream_seed, tf32_allowed
 
 SHAPE = (1, 28, 28)
 SMALL = (32, 32, 64)          # hidden widths of the tiny test MLP
@@ -79,6 +80,74 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
     with pytest.raises(ValueError, match="seeds"):
         train(build_model(SHAPE, "soft_vqvae", 8, seeds=[9, 9], widths=SMALL, num_codes=8), x, [9, 9], iterations=20,
               batch_size=16, checkpoint=ckpt, progress=False, device="cpu")
+
+
+def test_fp16_trains_with_a_gradient_scaler_whose_state_a_resume_restores(tmp_path):
+    """float16 autocast with a gradient scaler (the fast path of pre-Ampere GPUs; here on the CPU): the encoder
+    runs in float16, and a run interrupted after its checkpoint resumes to the bit, its scaler's state included
+    (the count of steps since the scale last changed)."""
+    x, seeds = tiny_data(), [2, 3]
+    options = dict(iterations=20, batch_size=16, log_every=5, checkpoint_every=10, progress=False, device="cpu",
+                   precision="fp16")
+    reference = build_model(SHAPE, "soft_vqvae", 8, seeds=seeds, widths=SMALL, num_codes=8, noise_std=0.2)
+    dtypes = []
+    reference.encoder.register_forward_hook(lambda module, i, out: dtypes.append(out.dtype))
+    whole = train(reference, x, seeds, checkpoint=tmp_path / "whole.pt", **options)
+    assert set(dtypes) == {torch.float16} and all(p.dtype == torch.float32 for p in reference.parameters())
+
+    def interrupt_at_15(iteration):
+        if iteration == 15:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(build_model(SHAPE, "soft_vqvae", 8, seeds=seeds, widths=SMALL, num_codes=8, noise_std=0.2), x, seeds,
+              checkpoint=tmp_path / "cut.pt", on_step=interrupt_at_15, **options)
+    resumed = train(build_model(SHAPE, "soft_vqvae", 8, seeds=seeds, widths=SMALL, num_codes=8, noise_std=0.2), x,
+                    seeds, checkpoint=tmp_path / "cut.pt", **options)
+    assert resumed["total"] == whole["total"]
+    final = {name: torch.load(tmp_path / name, weights_only=False)["scaler"] for name in ("whole.pt", "cut.pt")}
+    assert final["cut.pt"] == final["whole.pt"] and final["whole.pt"]["_growth_tracker"] == 20
+
+
+@pytest.mark.parametrize("capability,bf16,expected", [((9, 0), True, "bf16"), ((8, 6), True, "bf16"),
+                                                      ((8, 0), False, "fp16"), ((7, 5), False, "fp16"),
+                                                      ((6, 1), False, "fp32")])
+def test_the_cards_precision_is_the_fastest_it_supports(monkeypatch, capability, bf16, expected):
+    """H100 / A100 / RTX 30: bf16; Turing (Colab's T4) and Volta: fp16 with a gradient scaler; Pascal: fp32."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    assert card_precision("cuda") == expected and card_precision("cpu") == "fp32"
+
+
+@pytest.fixture
+def tf32_flags_restored():
+    """The TF32 settings of this process as they were before the test (through the current API only)."""
+    owners = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    saved = [owner.fp32_precision for owner in owners]
+    yield owners
+    for owner, value in zip(owners, saved):
+        owner.fp32_precision = value
+
+
+def test_tf32_is_switched_through_the_current_api_only(tf32_flags_restored):
+    """A user who set TF32 through torch's fp32_precision API: the legacy allow_tf32 flags can no longer be read
+    (torch raises on the mix), so the trainer must not touch them."""
+    matmul, conv = tf32_flags_restored
+    matmul.fp32_precision, conv.fp32_precision = "tf32", "tf32"
+    with tf32_allowed(False):
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+    assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+    with tf32_allowed(True):
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+
+
+def test_step_graphs_counts_the_graphs_torch_compile_makes_of_the_training_step():
+    """torch._dynamo.explain of the real step: a noiseless stack is one graph; per-model noise drawn from the
+    stack's generators breaks it, and every break names where."""
+    whole = step_graphs(build_model(SHAPE, "ae", 8, seeds=[0, 1], widths=SMALL), tiny_data(), [0, 1], 16)
+    assert whole == {"graphs": 1, "graph_breaks": 0, "break_reasons": []}
+    noisy = step_graphs(build_model(SHAPE, "vae", 8, seeds=[0, 1], widths=SMALL), tiny_data(), [0, 1], 16)
+    assert noisy["graphs"] == noisy["graph_breaks"] + 1
+    assert all(re.search(r" at \w+\.py:\d+$", reason) for reason in noisy["break_reasons"])
 
 
 def test_nan_loss_stops_with_iteration_and_term():
