@@ -9,6 +9,11 @@ budget, as notebooks/04_tables.py does at budget "paper" (the rows `experiments.
 (SWEEP_K) and of a floor on its sigma_k (SIGMA_FLOORS, at K = 32): is the nearly flat posterior of the soft
 VQ-VAE on CIFAR-10 (mean largest posterior 0.072 with K = 32) a matter of K or of sigma_k?
 
+It refuses to start without CUDA (one `error:` line, exit status 2) unless `--device cpu` asks for a smoke run
+on the CPU. The precision is the card's fastest (`train.card_precision`: bf16 from Ampere on, fp16 with a
+gradient scaler on Volta and Turing, e.g. Colab's T4, else fp32) unless `--precision` names one; K-means is the
+batched torch implementation on the device (`--kmeans`); both are part of every run's Config, so of its record.
+
 Before it starts it prints a time plan: per stack (configs that train together), host and GPU time per step
 from a calibration table (CALIBRATION; docs/gpu.md derives it), and the start and end of each stack when
 `--workers` processes (default: one per stack) take the stacks in order, longest first, sharing the GPU. Each
@@ -34,12 +39,14 @@ from . import budgets, data, experiments
 from .experiments import Config
 from .io import write_json
 from .provenance import code_version
-from .train import PRECISIONS, default_device
+from .metrics import KMEANS
+from .train import PRECISIONS, card_precision
 
 PREFERRED_DATASETS = ("cifar10", "svhn", "cifar10-jpeg")
 SWEEP_K = (32, 128, 512)
 SIGMA_FLOORS = (0.5, 2.0)            # sigma_k^2 + floor^2; the Table 2 runs learned sigma_k of 2.1-2.5
 BUDGET_S = 480                      # what one H100-class GPU slot affords this command (8 minutes)
+SMOKE_EVALUATION = tuple(n for n in experiments.EVALUATION if n != "kmeans")   # numbers a smoke run may change
 
 # Time per training step of a stack on an H100-class GPU: the host's (kernel launches, eager PyTorch) and the
 # GPU's, which processes share. Derived in docs/gpu.md from the H100 measurements in benchmarks/results and
@@ -50,7 +57,8 @@ CALIBRATION = {
     "gflop_per_image": {"cnn": 0.183},   # forward + backward of the d = 256 CNN (torch.utils.flop_counter)
     "tflops": {"fp32": 4.5,          # H100, Table 2 AE and soft VQ-VAE stacks sharing the GPU (results/cifar10-jpeg)
                "tf32": 9.0,          # assumed: 2x fp32
-               "bf16": 13.5},        # assumed: 3x fp32 (channels-last tensor-core convolutions)
+               "bf16": 13.5,         # assumed: 3x fp32 (channels-last tensor-core convolutions)
+               "fp16": 13.5},        # assumed: as bf16 (an H100 figure; a T4 is several times slower)
     "eval_s_per_model": 5.0,         # assumed: encoding, K-means with 100 starts and the probe on the GPU
     "start_s": 20.0,                 # assumed: a worker's start (interpreter, CUDA context, data)
 }
@@ -175,34 +183,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["table2"], help="table2: Table 2 at the paper's budget and the K / "
                                                           "sigma_k floor sweep")
     parser.add_argument("--dataset", default=None, help=f"default: the first present of {PREFERRED_DATASETS}")
-    parser.add_argument("--precision", choices=PRECISIONS, default="bf16", help="default bf16 (quantizer and "
-                                                                                 "losses stay float32)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="default: the card's fastest, bf16 "
+                        "or fp16 (quantizer and losses stay float32)")
+    parser.add_argument("--kmeans", choices=KMEANS, default="torch", help="K-means implementation (default torch: "
+                        "all starts at once on the device)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the step (CUDA graphs on CUDA)")
     parser.add_argument("--workers", type=int, default=None, help="stacks training at once, one process each "
                                                                   "(default: all, up to one per core)")
     parser.add_argument("--budget-s", type=float, default=BUDGET_S, help="the slot's seconds, for the plan")
     parser.add_argument("--plan-only", action="store_true", help="print the time plan and stop")
     parser.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
-    parser.add_argument("--device", default=None, help="default: cuda when present")
+    parser.add_argument("--device", default="cuda", help="default cuda; cpu for a smoke run")
     parser.add_argument("--results", type=Path, default=None, help="default: outputs/paper/results")
     parser.add_argument("--checkpoints", type=Path, default=None, help="default: outputs/paper/checkpoints")
     smoke = parser.add_argument_group("a smoke run (not the paper's budget)")
     smoke.add_argument("--iterations", type=int, default=None, help="every row's iterations")
     smoke.add_argument("--batch-size", type=int, default=None, help="every row's batch size")
-    for name in experiments.EVALUATION:
+    for name in SMOKE_EVALUATION:
         smoke.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
+
+
+def refuse(problem: str) -> int:
+    """Say in one `error:` line why `gpu-run` does not start; its exit status, 2."""
+    print(f"python -m softvq gpu-run: error: {problem}", file=sys.stderr)
+    return 2
 
 
 def run(args: argparse.Namespace) -> int:
     """`gpu-run` with parsed `args`: plan, then train every stack; returns the exit status (1: a stack failed,
-    2: no data set)."""
+    2: no CUDA device, or no data set)."""
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        return refuse(f"no CUDA device (torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
+                      f"--device cpu makes a smoke run on the CPU")
     try:
         dataset = args.dataset or present_dataset(args.data_root)
     except FileNotFoundError as e:
-        print(f"python -m softvq gpu-run: error: {e}", file=sys.stderr)
-        return 2
+        return refuse(str(e))
+    args.precision = args.precision or card_precision(args.device)
     _, results, checkpoints = budgets.output_dirs("paper", results_dir=args.results, checkpoint_dir=args.checkpoints)
-    evaluation = budgets.evaluation({k: v for k, v in vars(args).items() if k in experiments.EVALUATION and v})
+    evaluation = budgets.evaluation({"kmeans": args.kmeans, **{k: getattr(args, k) for k in SMOKE_EVALUATION
+                                                               if getattr(args, k)}})
     smoke = {"batch_size": args.batch_size} if args.batch_size else {}
     work = table2_work(dataset, results, args.iterations, precision=args.precision, compile=args.compile,
                        **evaluation, **smoke)
@@ -211,13 +231,13 @@ def run(args: argparse.Namespace) -> int:
     args.workers = args.workers or max(1, min(len(named), os.cpu_count() or 1))
     steps = plan(named, args.workers)
     header = (f"gpu-run table2 on {dataset}: {len(named)} stacks ({sum(s['models'] for s in steps)} of {runs} runs "
-              f"to train), {args.workers} workers, precision {args.precision}, "
-              f"compile {'on' if args.compile else 'off'}; results in {results}")
+              f"to train), {args.workers} workers on {args.device}, precision {args.precision}, "
+              f"compile {'on' if args.compile else 'off'}, K-means {args.kmeans}; results in {results}")
     print_plan(steps, header, args.budget_s)
     summary_path = Path(results).parent / f"gpu_run_table2_{dataset}.json"
     summary = {"command": "gpu-run table2", "dataset": dataset, "precision": args.precision, "compile": args.compile,
                "workers": args.workers, "budget_s": args.budget_s, "calibration": CALIBRATION, "plan": steps,
-               "done": [], "failed": [], "code_version": code_version(args.device or default_device())}
+               "kmeans": args.kmeans, "done": [], "failed": [], "code_version": code_version(args.device)}
     if args.plan_only or not named:
         return 0
     write_json(summary, summary_path)

@@ -1,7 +1,9 @@
-"""`python -m softvq gpu-run table2`: its time plan, and the whole command end to end at a tiny size on a CPU."""
+"""`python -m softvq gpu-run table2`: its time plan, its refusal without CUDA, the card's precision, and the whole
+command end to end at a tiny size on a CPU."""
 import json
 
 import pytest
+import torch
 
 from softvq import experiments, gpu_run
 from softvq.__main__ import main
@@ -42,10 +44,12 @@ def test_gpu_run_table2_end_to_end_at_a_tiny_size(tmp_path, monkeypatch, capsys)
     out = capsys.readouterr().out
     assert done.value.code == 0, out
     assert "gpu-run table2 on cifar10-jpeg" in out and out.index("planned:") < out.index("done at")
-    work = gpu_run.table2_work("cifar10-jpeg", results, 1, precision="fp32", compile=False, **TINY)
-    assert all(experiments.result_path(c, results).exists() for configs in work.values() for c in configs)
+    work = gpu_run.table2_work("cifar10-jpeg", results, 1, precision="fp32", compile=False, kmeans="torch", **TINY)
+    records = [json.loads(experiments.result_path(c, results).read_text()) for cs in work.values() for c in cs]
+    assert {r["evaluation"]["kmeans"] for r in records} == {"torch"} and len(records) == 33
     summary = json.loads((tmp_path / "gpu_run_table2_cifar10-jpeg.json").read_text())
     assert len(summary["done"]) == len(summary["plan"]) == 9 and not summary["failed"]
+    assert summary["precision"] == "fp32" and summary["kmeans"] == "torch"
     with pytest.raises(SystemExit) as again:
         main(argv)
     assert again.value.code == 0 and "9 stacks" not in capsys.readouterr().out
@@ -54,6 +58,35 @@ def test_gpu_run_table2_end_to_end_at_a_tiny_size(tmp_path, monkeypatch, capsys)
 def test_without_a_data_set_it_stops_with_one_error_line(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SOFTVQ_SAMPLE", raising=False)
     with pytest.raises(SystemExit) as done:
-        main(["gpu-run", "table2", "--data-root", str(tmp_path), "--plan-only"])
+        main(["gpu-run", "table2", "--data-root", str(tmp_path), "--device", "cpu", "--plan-only"])
     err = capsys.readouterr().err.strip()
     assert done.value.code == 2 and len(err.splitlines()) == 1 and "cifar10" in err
+
+
+def test_without_cuda_it_refuses_to_start_in_one_line(tmp_path, monkeypatch, capsys):
+    """A driver that does not match looks like no CUDA: the command must not train the plan's stacks on the CPU."""
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "cifar10-jpeg")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as done:
+        main(["gpu-run", "table2", "--data-root", str(tmp_path), "--results", str(tmp_path / "results"),
+              "--plan-only"])
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert done.value.code == 2 and "error: no CUDA device" in line and "--device cpu" in line
+    assert not captured.out and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("capability,bf16,precision", [((9, 0), True, "bf16"), ((7, 5), False, "fp16")])
+def test_the_precision_is_the_cards_unless_named(tmp_path, monkeypatch, capsys, capability, bf16, precision):
+    """An H100 plans bf16, a T4 (compute capability 7.5, no fast bfloat16) fp16; --precision overrides it."""
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "cifar10-jpeg")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    monkeypatch.setattr(gpu_run, "code_version", lambda device: {"device": str(device)})
+    argv = ["gpu-run", "table2", "--data-root", str(tmp_path), "--results", str(tmp_path / "results"), "--plan-only"]
+    for extra, expected in (([], precision), (["--precision", "fp32"], "fp32")):
+        with pytest.raises(SystemExit) as done:
+            main(argv + extra)
+        out = capsys.readouterr().out
+        assert done.value.code == 0 and f"on cuda, precision {expected}," in out
