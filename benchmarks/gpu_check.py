@@ -1,9 +1,9 @@
 """The GPU check (`softvq.gpu_check`) from a checkout: its JSON goes to benchmarks/results/gpu_check_<gpu>.json.
 
     python benchmarks/gpu_check.py                 # the same as `python -m softvq gpu-check`, another folder
-    python benchmarks/gpu_check.py --quick         # fewer timing iterations and a shorter Table 1 run
+    python benchmarks/gpu_check.py --device cpu    # its checks on the CPU at a tiny size
 
-Without CUDA it says so and exits 0.
+Without CUDA it says what it skipped and exits 0.
 """
 import sys
 from pathlib import Path

@@ -10,7 +10,7 @@
     python -m softvq preset estimators --seeds 0 1 2 3 4 --results results/estimators
     python -m softvq preset table1 --precision bf16 --compile --device cuda    # GPU numerics
     python -m softvq preset table1 --seeds 0 1 2 3 4 --launcher slurm --partition gpu --gpus-per-job 1
-    python -m softvq gpu-check                        # on a CUDA machine: tests, speed, short Table 1 -> JSON
+    python -m softvq gpu-check                        # on a CUDA machine: every GPU path once -> JSON
     python -m softvq gpu-run table2                   # a GPU slot: Table 2 at the paper's budget, K / sigma_k sweep
     python -m softvq download mnist cifar10           # fetch data sets with torchvision (internet)
 
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run only these bottlenecks")
     preset.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, tf32 or bf16 (GPU)")
     preset.add_argument("--compile", action="store_true", help="torch.compile the training step")
-    gpu = sub.add_parser("gpu-check", help="on a CUDA machine: CUDA tests, speed, a short Table 1 (one JSON)")
+    gpu = sub.add_parser("gpu-check", help="on a CUDA machine: every GPU path once, at most 4 minutes (one JSON)")
     gpu_check.add_arguments(gpu)
     gpu_run.add_arguments(sub.add_parser("gpu-run", help="a GPU slot: Table 2 at the paper's budget"))
     fetch = sub.add_parser("download", help="fetch data sets into the data folder with torchvision (internet)")

@@ -302,7 +302,8 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
 
     def save(iteration: int) -> None:
         store.write_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scaler": scaler.state_dict(), "iteration": iteration, "seeds": list(seeds), "identity": identity,
+                                "scaler": scaler.state_dict(), "iteration": iteration, "seeds": list(seeds),
+                                "identity": identity,
                                 "samplers": [s.state_dict() for s in samplers], "noise": [g.get_state() for g in noise],
                                 "history": history, "running": running}, checkpoint)
 
