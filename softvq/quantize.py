@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 WEIGHTINGS = ("paper", "official", "svhn_code")
 ESTIMATORS = ("mean", "sample", "argmax")
+CHUNK_SIZE = 2 ** 22     # posterior entries at once in the drop-in layer: 16 MiB per (n, K) buffer in float32
 
 
 def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -82,15 +83,16 @@ def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor
             instead, as the authors' public MNIST notebook does; "svhn_code" is the authors' SVHN notebook,
             not the paper: the "official" posterior multiplied by sigma_k, z_hat = sum_k sigma_k p(mu_k | z)
             mu_k, whose weights do not sum to one.
-        chunk_size: None keeps every (..., N, K) intermediate for autograd. An int bounds that memory by
-            O(chunk_size * K): with more than `chunk_size` inputs the posterior is computed `chunk_size`
-            inputs at a time and recomputed in the backward pass, and then carries no gradient itself.
+        chunk_size: None keeps every (..., N, K) intermediate for autograd. An int is the most posterior
+            entries (inputs x K) computed at once: with more, the posterior is computed for chunk_size // K
+            inputs at a time (at least one) and recomputed in the backward pass, so that memory beyond the
+            inputs and the returned posterior is O(chunk_size); the posterior then carries no gradient.
 
     Returns:
         z_hat (..., N, d) and the posterior (..., N, K) (normalised, also for "svhn_code").
     """
-    if chunk_size is not None and z.shape[-2] > chunk_size:
-        return _ChunkedPosteriorMean.apply(z, codebook, log_var, weighting, chunk_size)
+    if chunk_size is not None and z.shape[-2] * codebook.shape[-2] > chunk_size:
+        return _ChunkedPosteriorMean.apply(z, codebook, log_var, weighting, max(1, chunk_size // codebook.shape[-2]))
     posterior = torch.softmax(posterior_logits(z, codebook, log_var, weighting), dim=-1)
     if weighting == "svhn_code":
         return (posterior * torch.exp(0.5 * _against_inputs(log_var, codebook))) @ codebook, posterior
@@ -102,50 +104,65 @@ def _rows(log_var: torch.Tensor, rows: slice) -> torch.Tensor:
     return log_var[..., rows, :] if log_var.shape[-2] > 1 else log_var
 
 
+def _chunk_posterior(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor, weighting: str,
+                     out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 7 on a chunk of inputs without autograd: p(mu_k | z) (into `out` when given) and ||z - mu_k||^2 /
+    (2 sigma_k^2), both (..., n, K), with log_var laid out against the inputs.
+
+    The same arithmetic as `posterior_logits` and a softmax, in place: on a CPU a fresh (n, K) buffer costs
+    about ten times an in-place pass over it.
+    """
+    scaled = (z @ codebook.transpose(-1, -2)).mul_(-2).add_(z.pow(2).sum(-1, keepdim=True))
+    scaled.add_(codebook.pow(2).sum(-1).unsqueeze(-2)).clamp_min_(0).mul_(0.5 * torch.exp(-log_var))
+    p = torch.sub(_log_var_coefficient(z.shape[-1], weighting) * log_var, scaled, out=out)      # the logits
+    p.sub_(p.amax(-1, keepdim=True)).exp_()
+    return p.div_(p.sum(-1, keepdim=True)), scaled
+
+
 class _ChunkedPosteriorMean(torch.autograd.Function):
-    """`soft_quantize` in chunks of inputs, the posterior recomputed in backward instead of stored.
+    """`soft_quantize` in chunks of `rows` inputs, the posterior recomputed in backward instead of stored.
 
     Backward per chunk, for the incoming gradient g = dL/dz_hat, with z_hat = w @ mu, w = p * s (s_k = sigma_k
     for "svhn_code", else 1), logits l = -dist / (2 sigma^2) + a log sigma^2 (eq. 7, a as in
     `_log_var_coefficient`), p = softmax(l):
-        dL/dw = g mu^T,  dL/dp = s dL/dw,  dL/dl = p (dL/dp - sum_k p dL/dp),
+        dL/dw = g mu^T,  dL/dp = s dL/dw,  dL/dl = p (dL/dp - sum_k p dL/dp),  where sum_k p dL/dp = g . z_hat,
         dL/dlog sigma^2 = dL/dl (dist / (2 sigma^2) + a)  (+ w dL/dw / 2 for "svhn_code"),
-        dL/ddist = -dL/dl / (2 sigma^2) where dist > 0 (0 where `squared_distances` clamped it),
+        dL/ddist = -dL/dl / (2 sigma^2),
         dL/dmu = w^T g + 2 (mu sum_n dL/ddist - dL/ddist^T z),  dL/dz = 2 (z sum_k dL/ddist - dL/ddist mu).
+    Where rounding made the expanded distance negative (z = mu_k) it is clamped to 0 as in `squared_distances`,
+    and the gradient there is the expansion's, 2 (z - mu_k) dL/ddist = 0 up to that rounding.
     """
 
     @staticmethod
-    def forward(ctx, z, codebook, log_var, weighting, chunk_size):
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be positive, not {chunk_size}")
-        ctx.weighting, ctx.chunk_size = weighting, chunk_size
-        ctx.save_for_backward(z, codebook, log_var)
+    def forward(ctx, z, codebook, log_var, weighting, rows):
         lv = _against_inputs(log_var, codebook)
-        z_hat, posterior = [], None
-        for start in range(0, z.shape[-2], chunk_size):
-            rows = slice(start, start + chunk_size)
-            out, post = soft_quantize(z[..., rows, :], codebook, _rows(lv, rows), weighting)
+        posterior, z_hat = None, []
+        for start in range(0, z.shape[-2], rows):
+            chunk = slice(start, start + rows)
+            zc, lvc = z[..., chunk, :], _rows(lv, chunk)
             if posterior is None:                                  # filled in place: one (..., N, K) tensor
-                posterior = post.new_empty(*post.shape[:-2], z.shape[-2], post.shape[-1])
-            posterior[..., rows, :] = post
-            z_hat.append(out)
+                shape = torch.broadcast_shapes(zc.shape[:-2], codebook.shape[:-2], lvc.shape[:-2])
+                posterior = z.new_empty(*shape, z.shape[-2], codebook.shape[-2])
+            p, _ = _chunk_posterior(zc, codebook, lvc, weighting, out=posterior[..., chunk, :])
+            z_hat.append((p * torch.exp(0.5 * lvc) if weighting == "svhn_code" else p) @ codebook)
+        z_hat = torch.cat(z_hat, -2)
+        ctx.weighting, ctx.rows = weighting, rows
+        ctx.save_for_backward(z, codebook, log_var, z_hat)
         ctx.mark_non_differentiable(posterior)
-        return torch.cat(z_hat, -2), posterior
+        return z_hat, posterior
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_z_hat, _):
-        z, codebook, log_var = ctx.saved_tensors
+        z, codebook, log_var, z_hat = ctx.saved_tensors
         lv = _against_inputs(log_var, codebook)
         a, svhn = _log_var_coefficient(z.shape[-1], ctx.weighting), ctx.weighting == "svhn_code"
         grad_z, grad_lv, grad_codebook = [], [], torch.zeros_like(codebook)
-        for start in range(0, z.shape[-2], ctx.chunk_size):
-            rows = slice(start, start + ctx.chunk_size)
-            zc, lvc, g = z[..., rows, :], _rows(lv, rows), grad_z_hat[..., rows, :]
-            dist = squared_distances(zc, codebook)                                  # (..., n, K)
-            p = torch.softmax(_logits(dist, lvc, z.shape[-1], ctx.weighting), -1)
-            inv_var = torch.exp(-lvc)
-            grad_w = g @ codebook.transpose(-1, -2)
+        for start in range(0, z.shape[-2], ctx.rows):
+            chunk = slice(start, start + ctx.rows)
+            zc, lvc, g = z[..., chunk, :], _rows(lv, chunk), grad_z_hat[..., chunk, :]
+            p, scaled = _chunk_posterior(zc, codebook, lvc, ctx.weighting)
+            grad_w = g @ codebook.transpose(-1, -2)                                 # (..., n, K)
             if svhn:
                 sigma = torch.exp(0.5 * lvc)
                 w = p * sigma
@@ -153,14 +170,13 @@ class _ChunkedPosteriorMean(torch.autograd.Function):
                 grad_w.mul_(sigma)                                                  # now dL/dp
             else:
                 w = p
-            # in place from here on (each (..., n, K) buffer reused): CPU time is mostly these passes
-            grad_logit = grad_w.sub_((grad_w * p).sum(-1, keepdim=True)).mul_(p)
-            clamped = dist <= 0
-            grad_lvc = dist.mul_(inv_var).mul_(0.5).add_(a).mul_(grad_logit)
+            # in place from here on: each (..., n, K) buffer reused
+            grad_logit = grad_w.sub_((g * z_hat[..., chunk, :]).sum(-1, keepdim=True)).mul_(p)
+            grad_lvc = scaled.add_(a).mul_(grad_logit)
             if svhn:
                 grad_lvc += grad_lvc_direct
             grad_lv.append(grad_lvc.sum_to_size(lvc.shape))
-            grad_dist = grad_logit.mul_(-0.5 * inv_var).masked_fill_(clamped, 0)
+            grad_dist = grad_logit.mul_(-0.5 * torch.exp(-lvc))
             grad_codebook += (w.transpose(-1, -2) @ g - 2 * grad_dist.transpose(-1, -2) @ zc
                               + 2 * codebook * grad_dist.sum(-2).unsqueeze(-1)).sum_to_size(codebook.shape)
             if ctx.needs_input_grad[0]:
@@ -285,15 +301,17 @@ class SoftVectorQuantizer(nn.Module):
     Precision: the posterior is computed in float32 (float64 for float64 inputs) under any autocast, and
     `quantized` is cast back to z's dtype, so a bfloat16 or float16 model works without autocast. The codebook
     may be kept in higher precision than the model (`model.bfloat16(); vq.float()`); its state dict loads into
-    a quantizer of any float dtype. `chunk_size` (posterior mean only): the posterior of `chunk_size`
-    positions at a time, recomputed in backward, so memory is O(chunk_size * K) beyond the returned posterior;
-    None keeps the whole (N, K) graph for autograd (the paper's stacked trainer does, for bit-identical runs).
+    a quantizer of any float dtype. `chunk_size` (posterior mean only): at most that many posterior entries
+    (positions x K) at once, the posterior recomputed in backward when N x K exceeds it, so memory is
+    O(chunk_size) beyond the returned (N, K) posterior (see `soft_quantize`); None keeps the whole (N, K) graph
+    for autograd (the paper's stacked trainer does, for bit-identical runs).
     """
 
     def __init__(self, dim: int, num_codes: int, noise_std: float = 0.0, weighting: str = "paper",
                  learned_log_var: bool = True, n_models: int | None = None, estimator: str = "mean",
                  temperature: float = 1.0, channel_dim: int = -1, eval_estimator: str = "mean",
-                 commitment_weight: float = 0.25, codebook_weight: float = 1.0, chunk_size: int | None = 4096):
+                 commitment_weight: float = 0.25, codebook_weight: float = 1.0,
+                 chunk_size: int | None = CHUNK_SIZE):
         super().__init__()
         if estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")

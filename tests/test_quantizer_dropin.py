@@ -191,7 +191,7 @@ class TinyAutoencoder(nn.Module):
 @pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_torch_compile_without_graph_breaks(backend):
     torch.manual_seed(0)
-    model = TinyAutoencoder(chunk_size=32)            # 72 positions: three chunks, the custom backward traced
+    model = TinyAutoencoder(chunk_size=32 * 16)       # 72 positions, 32 a chunk: the custom backward traced
     compiled = torch.compile(model, backend=backend, fullgraph=True)   # fullgraph: a graph break is an error
     x = codes(2, 3, 6, 6)
     loss, _ = compiled(x)
@@ -210,7 +210,7 @@ def test_chunked_estimator_passes_float64_gradcheck_and_matches_the_full_graph(w
     z = codes(*lead, 7, 3, dtype=torch.float64).requires_grad_()
     codebook = codes(*lead, 5, 3, seed=1, dtype=torch.float64).requires_grad_()
     log_var = (0.5 * codes(*lead, *((7, 5) if per_input else (5,)), seed=2, dtype=torch.float64)).requires_grad_()
-    chunked = lambda *t: soft_quantize(*t, weighting, chunk_size=3)[0]      # noqa: E731  three chunks
+    chunked = lambda *t: soft_quantize(*t, weighting, chunk_size=3 * 5)[0]  # noqa: E731  chunks of 3 inputs
     assert torch.autograd.gradcheck(chunked, (z, codebook, log_var))
     weights = codes(*lead, 7, 3, seed=3, dtype=torch.float64)
     got = torch.autograd.grad((chunked(z, codebook, log_var) * weights).sum(), (z, codebook, log_var))
@@ -226,7 +226,7 @@ def test_chunked_estimator_is_finite_at_extremes(log_var, scale):
     z = (codes(20, 64) * scale).requires_grad_()
     codebook = codes(32, 64, seed=1).requires_grad_()
     lv = torch.full((20, 32), log_var, requires_grad=True)
-    z_hat, post = soft_quantize(z, codebook, lv, chunk_size=7)
+    z_hat, post = soft_quantize(z, codebook, lv, chunk_size=7 * 32)
     assert torch.isfinite(z_hat).all() and torch.isfinite(post).all()
     z_hat.pow(2).sum().backward()
     assert all(torch.isfinite(t.grad).all() for t in (z, codebook, lv))
@@ -243,7 +243,7 @@ def saved_for_backward(fn) -> list[torch.Size]:
 def test_memory_is_bounded_by_the_chunk_not_by_n_times_k():
     n, k, d = 600, 64, 8
     z, log_var = codes(n, d), torch.zeros(k)
-    full, chunked = SoftVectorQuantizer(d, k, chunk_size=None), SoftVectorQuantizer(d, k, chunk_size=100)
+    full, chunked = SoftVectorQuantizer(d, k, chunk_size=None), SoftVectorQuantizer(d, k, chunk_size=100 * k)
     big = lambda shapes: [s for s in shapes if s.numel() >= n * k]      # noqa: E731
     assert big(saved_for_backward(lambda: full(z, log_var).loss))       # the whole (N, K) graph is kept
     saved = saved_for_backward(lambda: chunked(z, log_var).loss)
