@@ -17,8 +17,9 @@ high-water mark of a fresh process that runs one step.
 
 Needs the `bench` extra (pip install -e ".[bench]"). The committed JSON:
 
-    OMP_NUM_THREADS=1 python benchmarks/quantizer_speed.py --threads 1 \\
-        --shared "two softvq training jobs on the other core" --out benchmarks/results/quantizer_speed_cpu.json
+    OMP_NUM_THREADS=1 python benchmarks/quantizer_speed.py --threads 1 --shared "yes: other softvq jobs \\
+        (training, checks) ran on this 2-core CPU throughout, load averages recorded; times compare only as ratios \\
+        within a row" --out benchmarks/results/quantizer_speed_cpu.json                   # docs/quantizer.md
     python benchmarks/quantizer_speed.py --device cuda --out benchmarks/results/quantizer_speed_cuda.json
     python benchmarks/quantizer_speed.py --shapes 0 2 --repeats 1     # a smoke test
 """
