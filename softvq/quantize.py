@@ -109,8 +109,8 @@ def _chunk_posterior(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Ten
     """Eq. 7 on a chunk of inputs without autograd: p(mu_k | z) (into `out` when given) and ||z - mu_k||^2 /
     (2 sigma_k^2), both (..., n, K), with log_var laid out against the inputs.
 
-    The same arithmetic as `posterior_logits` and a softmax, in place: on a CPU a fresh (n, K) buffer costs
-    about ten times an in-place pass over it.
+    The same arithmetic as `posterior_logits` and a softmax (the row maximum subtracted before exp, log-sum-exp
+    style: finite at any distance), in place: on a CPU a fresh (n, K) buffer costs ten in-place passes over it.
     """
     scaled = (z @ codebook.transpose(-1, -2)).mul_(-2).add_(z.pow(2).sum(-1, keepdim=True))
     scaled.add_(codebook.pow(2).sum(-1).unsqueeze(-2)).clamp_min_(0).mul_(0.5 * torch.exp(-log_var))
