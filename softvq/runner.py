@@ -16,7 +16,7 @@ from typing import Iterable, Mapping, Sequence
 
 import torch
 
-from . import codebook, launch, store
+from . import codebook, data, launch, store
 from .config import QUANTIZERS, STACKABLE, Config
 from .estimator_swap import swap as swap_estimators
 from .evaluation import downstream, splits
@@ -113,6 +113,7 @@ def _evaluate(configs: Sequence[Config], model, history: dict, data_splits: tupl
                                  c.kmeans, device)
         store.write_latents(z_ev[m].clone(), y_ev, c, checkpoint_dir)
         record = {"config": dataclasses.asdict(c), "run_id": c.run_id, "metrics": scores, "evaluation": how,
+                  "data": {"name": data.data_name(c.dataset), "source": data.source(c.dataset)},
                   "final_losses": {k: history[k][-1][m] for k in terms},
                   "history": {"iteration": history["iteration"], **{k: [v[m] for v in history[k]] for k in terms}},
                   "train_time_s": history["wall_time"], "stack_size": len(configs),

@@ -223,6 +223,7 @@ def test_a_run_is_scored_on_its_training_device_with_its_kmeans_and_says_so(mnis
                     probe_iterations=5, kmeans=kmeans)
     [record] = runner.run_stack([config], mnist_root, "cpu", tmp_path, tmp_path, progress=False)
     assert record["evaluation"] == {"kmeans": kmeans, "device": "cpu", "n_init": 2, "probe_iterations": 5}
+    assert record["data"] == {"name": "mnist", "source": "full"}
     assert used == ([torch.device("cpu")] if kmeans == "torch" else [])
 
 
