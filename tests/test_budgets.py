@@ -32,7 +32,7 @@ def test_only_the_committed_budget_writes_to_the_project_folders(tmp_path, monke
 
 def test_only_the_quick_budget_changes_the_paper_evaluation():
     assert budgets.evaluation(budgets.budget("cpu")) == budgets.evaluation(budgets.budget("paper")) == \
-        {"kmeans_n_init": 100, "probe_iterations": 500, "train_size": 0, "eval_size": 0}
+        {"kmeans_n_init": 100, "probe_iterations": 500, "train_size": 0, "eval_size": 0, "kmeans": "sklearn"}
     quick = budgets.evaluation(budgets.budget("quick"))
     assert quick["train_size"] > 0 and quick["eval_size"] > 0 and quick["probe_iterations"] < 500
 
