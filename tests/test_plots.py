@@ -62,3 +62,26 @@ def test_codebook_plot_from_records():
     assert list(usage.get_lines()[0].get_ydata()) == [0.5, 0.5, 0.0, 0.0]
     assert list(usage.get_lines()[1].get_ydata()) == [0.4, 0.3, 0.2, 0.1]    # sorted by rank
     np.testing.assert_allclose(sigma.collections[0].get_offsets(), np.c_[soft["soft_usage"], soft["sigma"]])
+
+
+def test_a_figure_redrawn_with_rendering_noise_leaves_the_file_as_it_is(tmp_path):
+    """An edge pixel off by a level (another CPU's last float digit) keeps the saved PNG byte for byte; a moved
+    point is a new figure."""
+    import io
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    def scatter(x):
+        fig, ax = plt.subplots(figsize=(3, 3))
+        ax.scatter([0.0, x], [0.0, 1.0])
+        return fig
+    path = plots.save_figure(scatter(1.0), tmp_path / "a.png")
+    before = path.read_bytes()
+    pixels = np.asarray(Image.open(io.BytesIO(before))).copy()
+    pixels[10, 10, 0] = pixels[10, 10, 0] - 1 if pixels[10, 10, 0] else 1
+    noisy = io.BytesIO()
+    Image.fromarray(pixels).save(noisy, format="png")
+    assert noisy.getvalue() != before and plots.same_picture(before, noisy.getvalue())
+    assert plots.save_figure(scatter(1.0), path).read_bytes() == before
+    plots.save_figure(scatter(0.5), path)
+    assert path.read_bytes() != before and not plots.same_picture(before, path.read_bytes())
