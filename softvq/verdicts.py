@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import paper
+from .estimator_swap import SCORES
 from .tables import METRICS, format_metric
 
 ALPHA = 0.05
@@ -149,3 +150,25 @@ def codebook_verdict(df: pd.DataFrame) -> str:
                      f" ({'nearly a hard choice' if r['mean_max_posterior'] > 0.9 else 'a blend of codewords'})")
         lines.append(text + f" (mean over {int(r['seeds'])} seed{'s' if r['seeds'] > 1 else ''}).")
     return "\n".join(lines) or "- no codebook statistics yet."
+
+
+def swap_verdict(swaps: pd.DataFrame, score: str = "recon_loss") -> str:
+    """Markdown bullets from `estimator_swap.swap_table`: per trained row, the test-time estimator that decodes
+    the test set with the lowest mean `score` (lower is better), how much more the runner-up gives, and whether
+    that gap is within the larger of the two standard deviations over seeds."""
+    lines = []
+    for trained, part in swaps.groupby("trained", sort=False):
+        part = part.set_index("tested")
+        order = ranked(part[score].to_dict(), higher_is_better=False)
+        if len(order) < 2:
+            continue
+        (best, v1), (second, v2) = order[:2]
+        ratio = v2 / v1 if v1 > 0 else math.inf
+        more = f"{ratio:.3g} times as much" if ratio >= 2 else f"{ratio - 1:.1%} more"
+        spread = part.loc[[best, second], f"{score}_std"].max()
+        noise = ", within the spread over seeds" if np.isfinite(spread) and v2 - v1 <= spread else ""
+        seeds = int(part["seeds"].iloc[0])
+        lines.append(f"- **{label(trained)}**, tested with each estimator: the posterior {best} gives the lowest "
+                     f"{SCORES[score]} ({v1:.4g}); the runner-up, the {second}, gives {more} ({v2:.4g}{noise}; "
+                     f"means over {seeds} seed{'s' if seeds > 1 else ''}).")
+    return "\n".join(lines) or "- no estimator swaps yet."

@@ -74,3 +74,20 @@ def test_codebook_verdict_reads_the_statistics():
     text = verdicts.codebook_verdict(df)
     assert "**VQ-VAE** uses 56 of its K = 128 codewords (44%); the hard perplexity is 32, so 25% of K" in text
     assert "mean largest posterior is 0.080 (a blend of codewords)" in text and "posterior" not in text.splitlines()[0]
+
+
+def test_swap_verdict_names_the_best_test_time_estimator_and_whether_the_seeds_back_it():
+    from softvq.estimator_swap import swap_table
+    swaps = {"posterior mean": [{"estimator_swap": {e: {k: v for k in ("recon_loss", "pixel_mse", "dist_noisy",
+                                                                       "dist_code")}
+                                                    for e, v in (("mean", 0.1 + s), ("sample", 1.2), ("argmax", 1.0))}}
+                                for s in (0.0, 0.002)],
+             "posterior argmax": [{"estimator_swap": {e: {k: v + s for k in ("recon_loss", "pixel_mse", "dist_noisy",
+                                                                          "dist_code")}
+                                                      for e, v in (("mean", 0.5), ("sample", 0.6), ("argmax", 0.501))}}
+                                  for s in (0.0, 0.02)]}
+    text = verdicts.swap_verdict(swap_table(swaps))
+    first, second = text.split("\n")
+    assert "the posterior mean gives the lowest reconstruction loss (0.101); the runner-up, the argmax, gives 9.9" in first
+    assert "times as much (1; means over 2 seeds)" in first
+    assert "the runner-up, the argmax, gives 0.2% more (0.511, within the spread over seeds" in second
