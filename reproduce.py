@@ -1,7 +1,8 @@
-"""Run the notebooks in order with papermill: the paper's figures and tables, from scratch or from finished runs.
+"""Run the notebooks with papermill: the paper's figures and tables, from scratch or from finished runs.
 
     python reproduce.py --budget quick                  # minutes on a CPU: 50 iterations, 1 seed; no data needed
     python reproduce.py --budget cpu --no-train         # rebuild the committed figures from the committed results
+    python reproduce.py --budget cpu --publish          # the same, and refresh the executed notebooks in notebooks/
     python reproduce.py --budget cpu                    # what the README reports: CPU hours
     python reproduce.py --budget paper                  # 40,000 iterations, 3 seeds (a GPU helps)
     python reproduce.py --only 04_tables --budget paper # one notebook (name, number or part of it)
@@ -17,6 +18,13 @@ runs whose results JSON exists are skipped, so a second call only redoes the tab
 nothing at all. With --launcher local or slurm, each notebook runs its training stacks as submitit jobs and
 waits for them (--no-wait: submits and goes on; a later --no-train call builds the tables).
 
+Each notebook is executed from its .py source (Jupytext), one progress bar per notebook. Two run at once where
+there are two cores or more (--parallel), each kernel with its share of the cores; a notebook that reads another
+one's choices (05 reads 04's) starts once that one has ended. --publish (committed budget only; implies
+--no-train) also writes each executed notebook over notebooks/<name>.ipynb as its reading copy: the outputs of
+the committed results, without papermill's injected parameters, timings or kernel metadata, with relative paths
+and stable cell ids (`reading_copy`).
+
 Before any notebook starts, one check finds the data sets the chosen budget and notebooks train on in the data
 folder (--data-root, else $SOFTVQ_DATA, else ./data). At the quick budget the sample embedded in the package
 stands in for a missing MNIST or lossy CIFAR-10 copy (its outputs then go to outputs/quick-sample/, and every
@@ -27,13 +35,19 @@ listed in one message, with the paths expected and how to get it, and no noteboo
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import copy
+import hashlib
 import io
+import json
 import os
 import re
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import NamedTuple
 
 from softvq import budgets, data, launch
 from softvq.config import field_type
@@ -42,10 +56,23 @@ from softvq.provenance import code_version
 from softvq.train import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent
-NOTEBOOKS = ["01_theorem1", "02_train", "03_figure4", "04_tables", "05_codebook", "06_estimators"]
 TABLE2_DATA = "the budget's Table 2 data sets"
-NOTEBOOK_DATA = {"02_train": ("mnist",), "03_figure4": ("mnist",), "04_tables": ("mnist", TABLE2_DATA),
-                 "05_codebook": ("mnist", TABLE2_DATA), "06_estimators": ("mnist",)}   # what each notebook trains on
+
+
+class Notebook(NamedTuple):
+    data: tuple[str, ...] = ()      # the data sets it trains on (TABLE2_DATA: the budget's Table 2 data sets)
+    after: tuple[str, ...] = ()     # the notebooks whose choices it reads: it starts once they have ended
+
+
+# The notebooks, in the order of the story. A new notebook is one entry here beside its .py/.ipynb pair in
+# notebooks/. Those that share runs (02, 04 and 05 all train Table 1's soft VQ-VAE at the quick budget) may run
+# at once: a run is trained once, under its lock (softvq.store), the others waiting for its results.
+NOTEBOOKS = {"01_theorem1": Notebook(), "02_train": Notebook(("mnist",)), "03_figure4": Notebook(("mnist",)),
+             "04_tables": Notebook(("mnist", TABLE2_DATA)),
+             "05_codebook": Notebook(("mnist", TABLE2_DATA), after=("04_tables",)),   # Table 2's rows as 04 chose them
+             "06_estimators": Notebook(("mnist",))}
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]    # not the kernel's startup warnings about its transport
+IMAGE = re.compile(r"^image/")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,12 +98,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile the training step (for a GPU)")
     parser.add_argument("--no-train", action="store_true",
                         help="train nothing: build every figure and table from the results and figure data that exist")
-    parser.add_argument("--cell-progress", action="store_true", help="show papermill's per-cell progress bar")
+    parser.add_argument("--publish", action="store_true",
+                        help=f"with --budget {budgets.COMMITTED} (implies --no-train): also write each executed "
+                             f"notebook's reading copy over notebooks/<name>.ipynb")
     parser.add_argument("--train-progress", action="store_true",
                         help="keep the training progress bars in the executed notebooks (long at the paper budget)")
+    parser.add_argument("--parallel", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
+                        help="notebooks executed at once, their kernels sharing the cores (default: 2, or 1 on one "
+                             "core)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name")
     launch.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.publish and args.budget != budgets.COMMITTED:
+        parser.error(f"--publish shows the committed results: it needs --budget {budgets.COMMITTED}")
+    args.no_train = args.no_train or args.publish
     try:
         args.launcher_fields = launch.from_arguments(args)
     except ValueError as err:
@@ -92,7 +127,7 @@ def select(only: list[str] | None) -> list[str]:
     for key in only:
         matches = [n for n in NOTEBOOKS if n == key or n.split("_", 1)[0] == key or key in n]
         if len(matches) != 1:
-            raise SystemExit(f"--only {key!r} matches {matches or 'no notebook'}; choose from {NOTEBOOKS}")
+            raise SystemExit(f"--only {key!r} matches {matches or 'no notebook'}; choose from {list(NOTEBOOKS)}")
         chosen.add(matches[0])
     return [n for n in NOTEBOOKS if n in chosen]
 
@@ -107,19 +142,25 @@ def folders(args: argparse.Namespace) -> dict[str, Path]:
             "checkpoint_dir": checkpoints.resolve(), "outputs": outputs.resolve()}
 
 
+def shown(path: Path) -> str:
+    """`path` as a notebook run from the project folder is given it: relative inside the project, so that no
+    output of the notebook names this machine's folders."""
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
 def parameters(args: argparse.Namespace) -> dict:
-    """Parameters offered to every notebook (each takes those its parameters cell declares)."""
+    """Parameters offered to every notebook (each takes those its parameters cell declares): the budget, the
+    settings in view, and `overrides` (softvq.notebook's options)."""
     where = folders(args)
-    given = dict(budget=args.budget, seeds=args.seeds, iterations=args.iterations, device=args.device,
-                 data_root=str(Path(args.data_root).resolve()) if args.data_root else None,
-                 results_dir=str(where["results_dir"]), figures_dir=str(where["figures_dir"]),
-                 checkpoint_dir=str(where["checkpoint_dir"]), progress=args.train_progress,
-                 precision=args.precision, torch_compile=args.compile or None)
-    if args.no_train:
-        given["train_missing"] = False
-    given["download"] = False                       # check_data has fetched what the notebooks need
-    if args.launcher_fields:
-        given["launcher"] = args.launcher_fields
+    overrides = dict(figures_dir=shown(where["figures_dir"]), results_dir=shown(where["results_dir"]),
+                     checkpoint_dir=shown(where["checkpoint_dir"]),
+                     data_root=str(Path(args.data_root).resolve()) if args.data_root else None,
+                     device=args.device, precision=args.precision, compile=args.compile or None,
+                     progress=args.train_progress, launcher=args.launcher_fields or None,
+                     download=False)                # check_data has fetched what the notebooks need
+    given = dict(budget=args.budget, seeds=args.seeds, iterations=args.iterations,
+                 train_missing=False if args.no_train else None,
+                 overrides={k: v for k, v in overrides.items() if v is not None})
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -128,7 +169,7 @@ def datasets_needed(args: argparse.Namespace, names: list[str]) -> list[str]:
     if args.no_train:
         return []
     table2 = budgets.budget(args.budget)["table2_datasets"]
-    needed = [d for name in names for d in NOTEBOOK_DATA.get(name, ())]
+    needed = [d for name in names for d in NOTEBOOKS[name].data]
     return list(dict.fromkeys(d for n in needed for d in (table2 if n == TABLE2_DATA else [n])))
 
 
@@ -158,23 +199,154 @@ def check_data(args: argparse.Namespace, names: list[str]) -> list[str]:
     return sample
 
 
-def run_notebook(name: str, params: dict, args: argparse.Namespace, outputs: Path) -> float:
-    """Execute notebooks/<name>.ipynb into the `outputs` folder; returns seconds taken."""
+# ----------------------------------------------------------------------------------------- executing notebooks
+def source(name: str):
+    """notebooks/<name>.py, the source of the notebook, read by Jupytext."""
+    import jupytext
+    return jupytext.read(ROOT / "notebooks" / f"{name}.py")
+
+
+def cell_ids(cells) -> list[str]:
+    """An id per cell from its type and source (8 hex digits, '-2', '-3' ... for repeats): the same on every
+    run, and unchanged when other cells are edited."""
+    ids, seen = [], {}
+    for cell in cells:
+        base = hashlib.sha1(f"{cell['cell_type']}\n{cell['source']}".encode()).hexdigest()[:8]
+        seen[base] = seen.get(base, 0) + 1
+        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return ids
+
+
+def declared(notebook) -> set[str]:
+    """The names the notebook's parameters cell assigns."""
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    return {target.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def run_notebook(name: str, params: dict, args: argparse.Namespace, output: Path, cwd: Path = ROOT,
+                 position: int = 0):
+    """Execute notebook `name` from its source with the `params` it declares, its kernel in `cwd`, into `output`,
+    with one progress bar over its cells (on line `position`); returns the executed notebook."""
     import papermill
-    source = ROOT / "notebooks" / f"{name}.ipynb"
-    declared = papermill.inspect_notebook(str(source))
-    began = time.perf_counter()
-    papermill.execute_notebook(str(source), str(outputs / f"{name}.ipynb"),
-                               parameters={k: v for k, v in params.items() if k in declared},
-                               kernel_name=args.kernel, progress_bar=args.cell_progress, cwd=str(ROOT))
-    return time.perf_counter() - began
+    notebook = source(name)
+    return papermill.execute_notebook(notebook, str(output), parameters={k: v for k, v in params.items()
+                                                                          if k in declared(notebook)},
+                                      kernel_name=args.kernel, resources={"metadata": {"path": str(cwd)}},
+                                      extra_arguments=KERNEL_ARGUMENTS,
+                                      progress_bar={"desc": f"{name:<14}", "unit": "cell",     # one line each on a
+                                                    "position": position if sys.stderr.isatty() else 0})  # terminal
 
 
-def write_timings(path: Path, args: argparse.Namespace, timings: dict, failures: dict, total: float) -> None:
-    """Seconds per notebook and in all, with the code version and the command's options, as JSON."""
-    write_json({"budget": args.budget, "no_train": args.no_train,
-                "notebooks_s": {k: round(v, 1) for k, v in timings.items()}, "failed": failures,
-                "total_s": round(total, 1), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+def start_order(names: list[str]) -> list[str]:
+    """`names` in the order they start: first those that others wait for (their `after`), then the story's."""
+    waited_for = {d for n in names for d in NOTEBOOKS[n].after}
+    return sorted(names, key=lambda n: n not in waited_for)
+
+
+def run_all(names: list[str], run, parallel: int = 1) -> tuple[dict, dict]:
+    """Call `run(name, position)` for each notebook, at most `parallel` at once (`position`: a free line for its
+    progress bar), each once the notebooks it comes `after` among `names` have ended. Returns
+    ({name: (what run returned, seconds)}, {name: its error in one line}): a failure is reported, the others
+    go on."""
+    pending, running, free, done, failed = start_order(names), {}, list(range(parallel)), {}, {}
+
+    def timed(name: str, position: int):
+        began = time.perf_counter()
+        return run(name, position), time.perf_counter() - began
+
+    with ThreadPoolExecutor(parallel) as pool:
+        while pending or running:
+            waiting = set(pending) | {name for name, _ in running.values()}
+            for name in [n for n in pending if not set(NOTEBOOKS[n].after) & waiting][:len(free)]:
+                pending.remove(name)
+                position = free.pop(0)
+                running[pool.submit(timed, name, position)] = (name, position)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name, position = running.pop(future)
+                free.append(position)
+                error = future.exception()
+                if error is None:
+                    done[name] = future.result()
+                else:
+                    message = str(error).strip().splitlines()
+                    failed[name] = f"{type(error).__name__}: {message[-1] if message else ''}"
+    return done, failed
+
+
+def section_times(notebook) -> dict[str, float]:
+    """Seconds per section of an executed notebook: its cells' papermill durations summed under the nearest
+    Markdown heading above them ("setup" before the first)."""
+    times, heading = {}, "setup"
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            heading = next((line.lstrip("#").strip() for line in reversed(cell.source.splitlines())
+                            if line.startswith("#")), heading)
+        duration = cell.metadata.get("papermill", {}).get("duration") or 0.0
+        times[heading] = round(times.get(heading, 0.0) + duration, 1)
+    return times
+
+
+def reading_copy(notebook, root: Path = ROOT):
+    """The executed `notebook` as the committed reading copy: its source cells with their outputs, counted 1, 2, ...
+    without the injected-parameters cell; no papermill or execution-time metadata, stable cell ids (`cell_ids`),
+    the kernel's language without its version.
+
+    Raises:
+        ValueError: an output names a folder outside the project or `root` itself (an absolute path)."""
+    nb = copy.deepcopy(notebook)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    count = 0
+    for cell, cell_id in zip(nb.cells, cell_ids(nb.cells)):
+        cell["id"] = cell_id
+        cell.metadata = {"tags": cell.metadata["tags"]} if cell.metadata.get("tags") else {}
+        if cell.cell_type == "code" and cell.execution_count is not None:     # counted again without the
+            count += 1                                                        # injected cell
+            cell.execution_count = count
+            for output in cell.outputs:
+                if output.output_type == "execute_result":
+                    output.execution_count = count
+    jupytext_metadata = nb.metadata.get("jupytext", {})
+    nb.metadata = {"jupytext": {k: jupytext_metadata[k] for k in ("cell_metadata_filter", "formats")
+                                if k in jupytext_metadata},
+                   "kernelspec": nb.metadata["kernelspec"],
+                   "language_info": {k: v for k, v in nb.metadata.get("language_info", {}).items() if k != "version"}}
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    for where, text in output_texts(nb):
+        if str(root) in text or re.search(r"(?<![\w:/.~-])/(?:[\w.-]+/)+[\w.-]+", text):
+            raise ValueError(f"{where} names an absolute path: {text.strip()[:200]!r}")
+    return nb
+
+
+def output_texts(notebook):
+    """(where, text) of every text output of a notebook: streams, and every non-image representation."""
+    for i, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            where = f"cell {i} ({output['output_type']})"
+            if "text" in output:
+                yield where, "".join(output["text"])
+            for mime, value in output.get("data", {}).items():
+                if not IMAGE.match(mime):
+                    yield f"{where} {mime}", value if isinstance(value, str) else json.dumps(value)
+
+
+def publish(notebook, name: str) -> Path:
+    """Write the reading copy of the executed `notebook` over notebooks/<name>.ipynb; returns its path."""
+    import nbformat
+    path = ROOT / "notebooks" / f"{name}.ipynb"
+    text = nbformat.writes(reading_copy(notebook))
+    write_atomic(path, lambda f: f.write(text.encode()))
+    return path
+
+
+def write_timings(path: Path, args: argparse.Namespace, timings: dict, sections: dict, failures: dict,
+                  total: float) -> None:
+    """Seconds per notebook, per section of each and in all, with the code version and the command's options,
+    as JSON."""
+    write_json({"budget": args.budget, "no_train": args.no_train, "parallel": args.parallel,
+                "notebooks_s": {k: round(v, 1) for k, v in timings.items()}, "sections_s": sections,
+                "failed": failures, "total_s": round(total, 1), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                 "cpu_count": os.cpu_count(), "code_version": code_version()}, path)
 
 
@@ -215,7 +387,6 @@ def update_pages(figures: Path, targets: list[Path] | None = None) -> dict[str, 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from tqdm import tqdm
     names = select(args.only)
     sample = check_data(args, names)
     if sample:                                      # for this process, the notebooks' kernels and their jobs
@@ -224,21 +395,27 @@ def main(argv=None) -> int:
               f"data sample")
     params, where = parameters(args), folders(args)
     where["outputs"].mkdir(parents=True, exist_ok=True)
-    started, timings, failures = time.time(), {}, {}
-    bar = tqdm(names, desc=f"notebooks ({args.budget})", unit="nb")
-    for name in bar:
-        bar.set_postfix_str(name)
-        try:
-            timings[name] = run_notebook(name, params, args, where["outputs"])
-        except Exception as err:   # report, go on with the others (they do not need each other's outputs)
-            failures[name] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+    if args.parallel > 1 and "OMP_NUM_THREADS" not in os.environ:     # the kernels share the cores
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.parallel))
+    started = time.time()
+
+    def run(name: str, position: int):
+        executed = run_notebook(name, params, args, where["outputs"] / f"{name}.ipynb", position=position)
+        if args.publish:
+            publish(executed, name)
+        return executed
+
+    done, failures = run_all(names, run, args.parallel)
+    timings = {name: seconds for name, (_, seconds) in done.items()}
+    sections = {name: section_times(executed) for name, (executed, _) in done.items()}
     print()
     for name in names:
         status = f"{timings[name]:7.1f} s" if name in timings else f"FAILED  {failures[name]}"
-        print(f"  {name:<14} {status}   -> {where['outputs'] / (name + '.ipynb')}")
+        print(f"  {name:<14} {status}   -> {shown(where['outputs'] / (name + '.ipynb'))}"
+              + ("   published" if args.publish and name in timings else ""))
     total = time.time() - started
     print(f"total {total:.0f} s\n")
-    write_timings(where["outputs"].parent / "reproduce_timings.json", args, timings, failures, total)
+    write_timings(where["outputs"].parent / "reproduce_timings.json", args, timings, sections, failures, total)
     print(summary(where["figures_dir"], started))
     if where["figures_dir"] == (ROOT / "figures").resolve():     # the committed tables: into README and docs too
         for page, names in update_pages(where["figures_dir"]).items():

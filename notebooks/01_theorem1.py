@@ -17,6 +17,9 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/01_theorem1.ipynb)
 #
+# *The outputs saved here are those of the committed results: `python reproduce.py --budget cpu --publish`
+# runs this notebook with `budget = "cpu"` and `train_missing = False`. Run it as it is for the quick budget.*
+#
 # # Theorem 1: the posterior mean is the best soft quantizer
 #
 # The soft VQ-VAE feeds its decoder the posterior mean of the codewords, `sum_k mu_k p(mu_k | z)`,
@@ -43,27 +46,22 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"        # no training here: the budget sets the number of samples and the output folder
+budget = "quick"        # no training here: the budget sets the number of samples (quick 5,000, else 20,000)
 K = 8                   # codewords
 sigma = 0.5             # noise standard deviation in 2-D
 d_high = 16             # a higher-dimensional case ...
 sigma_high = 1.5        # ... with noise large enough that codewords get confused
-n = None                # noisy samples per case (None: the budget's, quick 5,000, else 20,000)
 seed = 0
 kl_steps = 60           # gradient steps of the KL minimisation
-figures_dir = None      # None: the project's figures/
-results_dir = None
-checkpoint_dir = None
-data_root = None
-device = None
+overrides = {}          # e.g. {"theorem_samples": 2000, "figures_dir": "out"}: any budget setting or option
 
 # %%
 import pandas as pd
 
-from softvq import budgets, plots, theorem1
+from softvq import notebook, plots, theorem1
 
-figures, _, _ = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
-n = budgets.budget(budget, theorem_samples=n)["theorem_samples"]
+setup = notebook.setup(budget, overrides)
+n = setup.settings["theorem_samples"]
 
 # %% [markdown]
 # ## Noisy codes from a Gaussian mixture
@@ -118,7 +116,7 @@ print("distance after steps:", f"{descent['distance'][-1]:.2e}")
 
 # %%
 fig = plots.plot_theorem1(codebook, noisy, s, curves, descent)
-print("saved", plots.save_figure(fig, figures / "theorem1.png"))
+print("saved", plots.save_figure(fig, setup.figures / "theorem1.png"))
 
 # %% [markdown]
 # Left: ambiguous noisy codes (black crosses) move along the blue arrows to their posterior means (blue

@@ -17,6 +17,9 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/02_train.ipynb)
 #
+# *The outputs saved here are those of the committed results: `python reproduce.py --budget cpu --publish`
+# runs this notebook with `budget = "cpu"` and `train_missing = False`. Run it as it is for the quick budget.*
+#
 # # Train one model
 #
 # This notebook trains one autoencoder with the paper's settings and evaluates its latent codes.
@@ -48,55 +51,31 @@ beta = None                 # KL weight, or commitment weight of the VQ models (
 noise_std = None            # soft VQ-VAE: noise added to z_e while training (None: the preset's)
 iterations = None           # None: the budget's
 seed = 0
-kmeans_n_init = None        # None: the budget's
 n_images = 10               # reconstructions shown
-figures_dir = None          # None: the project's figures/, results/, checkpoints/
-results_dir = None
-checkpoint_dir = None
-data_root = None            # None: $SOFTVQ_DATA or ./data
-download = None             # fetch the data set when missing (mnist, svhn, cifar10; None: on Colab only)
-precision = "fp32"          # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
-torch_compile = False       # torch.compile the training step (for a GPU)
-device = None               # None: cuda when present
 train_missing = True        # train when the results or the saved reconstructions are missing
-progress = True             # training progress bar
+overrides = {}              # any budget setting or option (softvq.notebook.OPTIONS: folders, device, ...)
 
 # %%
 import json
 
-from softvq import budgets, data, experiments, plots, store
+from softvq import budgets, data, notebook, plots
 
-if data.wants_download(download):
-    data.download([dataset], data_root)
-settings = budgets.budget(budget, train_iterations=iterations, kmeans_n_init=kmeans_n_init)
-figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
+setup = notebook.setup(budget, overrides, train_missing, train_iterations=iterations)
 config = budgets.preset_config(bottleneck, dataset, d=d, K=K, beta=beta, noise_std=noise_std, seed=seed,
-                               iterations=settings["train_iterations"], **budgets.evaluation(settings),
-                               precision=precision, compile=torch_compile)
+                               iterations=setup.settings["train_iterations"], **setup.presets)
 config
 
 # %% [markdown]
 # ## Training
 #
-# `experiments.run_stack` trains the model, encodes the training and evaluation sets, scores the codes
-# and writes a results JSON named after the config. We keep a few test images and their reconstructions
-# in a small file beside the figures, named by the run id, so that the plots below can be redrawn without
-# the model (and never show another run's images).
+# `notebook.reconstructions` trains the model (unless its results exist), encodes the training and evaluation
+# sets, scores the codes and writes a results JSON named after the config. A few test images and their
+# reconstructions are kept in a small file beside the figures, named by the run id, so that the plots below
+# can be redrawn without the model (and never show another run's images).
 
 # %%
-record = store.read_result(config, results)
-saved_path = figures / "data" / f"train_{config.run_id}_reconstructions.npz"
-saved = store.read_arrays(saved_path)
-if (record is None or saved is None) and train_missing:
-    records, model, _ = experiments.run_stack([config], root=data_root, device=device, results_dir=results,
-                                              checkpoint_dir=checkpoints, progress=progress, keep_model=True)
-    record = records[0]
-    x = data.load_dataset(dataset, "test", data_root)[0][:n_images]
-    saved = {"x": x.numpy(), "x_hat": model.reconstruct(x)[0].cpu().numpy()}
-    store.write_arrays(saved_path, **saved)
-if record is None:
-    print(f"missing: {store.result_path(config, results)}; run with train_missing = True")
-else:
+record, saved = notebook.reconstructions(setup, config, n_images)
+if record is not None:
     print(json.dumps(record["metrics"], indent=2))
 
 # %% [markdown]
@@ -110,7 +89,7 @@ else:
 # %%
 if record is not None:
     fig = plots.plot_history(record["history"], title=plots.title_lines(data.sample_note([dataset]), config.run_id))
-    print("saved", plots.save_figure(fig, figures / f"train_{bottleneck}_loss.png"))
+    print("saved", plots.save_figure(fig, setup.figures / f"train_{bottleneck}_loss.png"))
 
 # %% [markdown]
 # ## Reconstructions
@@ -121,4 +100,4 @@ if record is not None:
 if saved is not None:
     fig = plots.plot_reconstructions(saved["x"], saved["x_hat"], title=plots.title_lines(
         data.sample_note([dataset]), f"{bottleneck}, {config.iterations:,} iterations"))
-    print("saved", plots.save_figure(fig, figures / f"train_{bottleneck}_reconstructions.png"))
+    print("saved", plots.save_figure(fig, setup.figures / f"train_{bottleneck}_reconstructions.png"))

@@ -17,6 +17,9 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/04_tables.ipynb)
 #
+# *The outputs saved here are those of the committed results: `python reproduce.py --budget cpu --publish`
+# runs this notebook with `budget = "cpu"` and `train_missing = False`. Run it as it is for the quick budget.*
+#
 # # Tables 1 and 2, and the ablation
 #
 # This notebook collects the results JSONs into the paper's tables, with the paper's numbers and our
@@ -52,40 +55,20 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"                    # "quick": 50 iterations (Table 2: 10), 1 seed; "paper": 40,000, 3 seeds
-iterations = None                   # None: the budget's
-table2_iterations = None            # None: the budget's (paper: 40,000, soft VQ-VAE 10,000)
-seeds = None                        # None: the budget's
-kmeans_n_init = None                # None: the budget's
-train_missing = True                # train the runs whose results are missing
-sections = ["table1", "table2", "ablation", "noise", "scaling", "table2_sweep", "table2_scaling"]
-table2_datasets = None             # None: the budget's (quick, cpu: the lossy cifar10-jpeg; paper: svhn, cifar10)
-figures_dir = None                  # None: the project's figures/, results/, checkpoints/
-results_dir = None
-checkpoint_dir = None
-data_root = None                    # None: $SOFTVQ_DATA or ./data
-download = None                     # fetch MNIST and the Table 2 data sets when missing (None: on Colab only)
-precision = "fp32"                  # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
-torch_compile = False               # torch.compile the training step (for a GPU)
-device = None                       # None: cuda when present
-launcher = {}                       # {}: train inline; {"kind": "local" or "slurm", ...}: as jobs (softvq.launch)
-progress = True                     # training progress bars
+budget = "quick"            # "quick": 50 iterations (Table 2: 5), 1 seed; "cpu": what the README reports
+iterations = None           # Table 1's (None: the budget's)
+seeds = None                # None: the budget's
+table2_datasets = None      # None: the budget's (quick, cpu: the lossy cifar10-jpeg; paper: svhn, cifar10)
+sections = ["ablation", "noise", "scaling", "table1", "table2_sweep", "table2_scaling", "table2"]
+train_missing = True        # train the runs whose results are missing
+overrides = {}              # e.g. {"table2_iterations": 100}: any budget setting or option (softvq.notebook.OPTIONS)
 
 # %%
-from IPython.display import Markdown
+from softvq import data, experiments, notebook, plots, tables, verdicts
 
-from softvq import budgets, data, experiments, plots, tables, verdicts
-
-settings = budgets.budget(budget, iterations=iterations, table2_iterations=table2_iterations, seeds=seeds,
-                         kmeans_n_init=kmeans_n_init)
-datasets2 = table2_datasets or settings["table2_datasets"]
-if data.wants_download(download):
-    data.download(["mnist", *datasets2] if any(s.startswith("table2") for s in sections) else ["mnist"], data_root)
-figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
-where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints, progress=progress,
-             launcher=launcher)
-evaluation = budgets.evaluation(settings)       # how the codes are scored (quick: on subsets)
-numerics = dict(precision=precision, compile=torch_compile)
+setup = notebook.setup(budget, overrides, train_missing, iterations=iterations, seeds=seeds,
+                       table2_datasets=table2_datasets)
+settings = setup.settings
 settings
 
 # %% [markdown]
@@ -101,17 +84,10 @@ settings
 
 # %%
 if "ablation" in sections:
-    ablation = experiments.ablation(settings["ablation_seeds"], settings["ablation_iterations"], **evaluation, **numerics)
-    if train_missing:
-        experiments.run(ablation, **where)
-    dfa = tables.make_table(ablation, "ablation", figures, results, "table1",
-                            note="Paper columns: the paper's Table 1 row of the same bottleneck (MNIST test set).",
-                            budget=budget)
-    print("missing runs:", dfa.attrs["missing"])
-    display(tables.format_table(dfa))
-    statsa = tables.seed_statistics(ablation, "official-code", results)
-    tables.write_statistics(statsa, "ablation_stats", figures, budget=budget)
-    display(Markdown("**Verdict: which of the code's choices matter.**\n\n" + verdicts.reference_verdict(statsa)))
+    ablation = experiments.ablation(settings["ablation_seeds"], settings["ablation_iterations"], **setup.presets)
+    _, stats = setup.tabulate(ablation, "ablation", reference="official-code", paper_table="table1",
+                              note="Paper columns: the paper's Table 1 row of the same bottleneck (MNIST test set).")
+    notebook.verdict("Verdict: which of the code's choices matter.", verdicts.reference_verdict(stats))
 
 # %% [markdown]
 # ## Choosing the noise level
@@ -121,13 +97,9 @@ if "ablation" in sections:
 
 # %%
 if "noise" in sections:
-    sweep = experiments.noise_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], **evaluation, **numerics)
-    if train_missing:
-        experiments.run(sweep, **where)
-    dfn = tables.make_table(sweep, "noise_sweep", figures, results, budget=budget)
-    print("missing runs:", dfn.attrs["missing"])
-    display(tables.format_table(dfn))
-    display(Markdown("**Verdict.**\n\n" + verdicts.table_verdict(dfn)))
+    sweep = experiments.noise_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], **setup.presets)
+    df, _ = setup.tabulate(sweep, "noise_sweep")
+    notebook.verdict("Verdict.", verdicts.table_verdict(df))
 
 # %% [markdown]
 # ## Choosing the baselines' loss scaling
@@ -140,13 +112,10 @@ if "noise" in sections:
 
 # %%
 if "scaling" in sections:
-    scaling = experiments.scaling_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], **evaluation, **numerics)
-    if train_missing:
-        experiments.run(scaling, **where)
-    dfs = tables.make_table(scaling, "scaling_sweep", figures, results, budget=budget)
-    print("missing runs:", dfs.attrs["missing"])
-    display(tables.format_table(dfs))
-    display(Markdown("**Verdict.**\n\n" + verdicts.table_verdict(dfs, by="bottleneck")))
+    scaling = experiments.scaling_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"],
+                                        **setup.presets)
+    df, _ = setup.tabulate(scaling, "scaling_sweep")
+    notebook.verdict("Verdict.", verdicts.table_verdict(df, by="bottleneck"))
 
 # %% [markdown]
 # ## Table 1
@@ -159,21 +128,12 @@ if "scaling" in sections:
 
 # %%
 if "table1" in sections:
-    table1 = experiments.table1(settings["seeds"], settings["iterations"], **evaluation, **numerics)
-    if train_missing:
-        experiments.run(table1, **where)
-    raw = experiments.evaluate_raw("mnist", root=data_root, results_dir=results, compute=train_missing, **evaluation)
-    raw = [raw] if raw else []
-    df1 = tables.make_table(table1, "table1", figures, results, "table1", records={"raw": raw} if raw else None,
-                            budget=budget)
-    fig = plots.plot_vs_paper(df1, title=plots.title_lines(data.sample_note(["mnist"]), tables.budget_note(df1)))
-    plots.save_figure(fig, figures / "table1.png")
-    print("missing runs:", df1.attrs["missing"])
-    display(tables.format_table(df1))
-    stats1 = tables.seed_statistics(table1, "soft_vqvae", results, records={"raw": raw} if raw else None)
-    tables.write_statistics(stats1, "table1_stats", figures, budget=budget)
-    display(tables.format_statistics(stats1))
-    display(Markdown("**Verdict on the paper's claim.**\n\n" + verdicts.table_verdict(df1, stats1)))
+    table1 = experiments.table1(settings["seeds"], settings["iterations"], **setup.presets)
+    df, stats = setup.tabulate(table1, "table1", reference="soft_vqvae", statistics=True, paper_table="table1",
+                               records=setup.raw_row("mnist"))
+    notebook.verdict("Verdict on the paper's claim.", verdicts.table_verdict(df, stats))
+    fig = plots.plot_vs_paper(df, title=plots.title_lines(data.sample_note(["mnist"]), tables.budget_note(df)))
+    print("saved", plots.save_figure(fig, setup.figures / "table1.png"))
 
 # %% [markdown]
 # # Part 2: Table 2 (d = 256 CNN)
@@ -189,20 +149,12 @@ if "table1" in sections:
 # p-values test "that row is better" per metric.
 
 # %%
-for dataset in datasets2 if "table2_sweep" in sections else []:
-    sweep2 = experiments.table2_sweep(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
-                                      **evaluation, **numerics)
-    if train_missing:
-        experiments.run(sweep2, **where)
-    dfw = tables.make_table(sweep2, tables.per_dataset_stem("table2_sweep", dataset, datasets2), figures, results,
-                            budget=budget)
-    print(dataset, "missing runs:", dfw.attrs["missing"])
-    display(tables.format_table(dfw))
-    best = experiments.best_row(sweep2, results) if not dfw.attrs["missing"] else "mnist-code noise 0"
-    statsw = tables.seed_statistics(sweep2, best, results)
-    tables.write_statistics(statsw, tables.per_dataset_stem("table2_sweep_stats", dataset, datasets2), figures,
-                            budget=budget)
-    display(Markdown(f"**Verdict ({dataset}); Table 2 takes {best}.**\n\n" + verdicts.table_verdict(dfw, statsw)))
+for dataset in setup.table2_datasets if "table2_sweep" in sections else []:
+    sweep = experiments.table2_sweep(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+                                     **setup.presets)
+    df, stats = setup.tabulate(sweep, "table2_sweep", dataset=dataset, reference=experiments.best_row)
+    notebook.verdict(f"Verdict ({dataset}); Table 2 takes {stats.attrs['reference']}.",
+                     verdicts.table_verdict(df, stats))
 
 # %% [markdown]
 # ## Choosing the CNN baselines' loss scaling
@@ -211,16 +163,11 @@ for dataset in datasets2 if "table2_sweep" in sections else []:
 # beta-VAE: `sum`, `mean` (the KL weight times 3,072 / 256 = 12) and `KL/d` (beta / 256).
 
 # %%
-for dataset in datasets2 if "table2_scaling" in sections else []:
-    scaling2 = experiments.scaling_sweep(settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
-                                         dataset=dataset, **evaluation, **numerics)
-    if train_missing:
-        experiments.run(scaling2, **where)
-    dfc = tables.make_table(scaling2, tables.per_dataset_stem("table2_scaling_sweep", dataset, datasets2), figures,
-                            results, budget=budget)
-    print(dataset, "missing runs:", dfc.attrs["missing"])
-    display(tables.format_table(dfc))
-    display(Markdown(f"**Verdict ({dataset}).**\n\n" + verdicts.table_verdict(dfc, by="bottleneck")))
+for dataset in setup.table2_datasets if "table2_scaling" in sections else []:
+    scaling = experiments.scaling_sweep(settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+                                        dataset=dataset, **setup.presets)
+    df, _ = setup.tabulate(scaling, "table2_scaling_sweep", dataset=dataset)
+    notebook.verdict(f"Verdict ({dataset}).", verdicts.table_verdict(df, by="bottleneck"))
 
 # %% [markdown]
 # ## Table 2
@@ -230,21 +177,14 @@ for dataset in datasets2 if "table2_scaling" in sections else []:
 # p-values test "the soft VQ-VAE is better" per metric.
 
 # %%
-for dataset in datasets2 if "table2" in sections else []:
+for dataset in setup.table2_datasets if "table2" in sections else []:
     rows = experiments.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
-                                  results, **evaluation, **numerics)
+                                  setup.results, **setup.presets)
     print(dataset, "Table 2 settings:",
           {b: {k: v for k, v in row.items() if k != "bottleneck"} for b, row in rows.items()})
     table2 = experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"], rows=rows,
-                                **evaluation, **numerics)
-    if train_missing:
-        experiments.run(table2, **where)
-    df2 = tables.make_table(table2, tables.per_dataset_stem("table2", dataset, datasets2), figures, results, "table2",
-                            metrics=["cluster_acc", "classification_acc"], budget=budget)
-    print(dataset, "missing runs:", df2.attrs["missing"])
-    display(tables.format_table(df2, ["cluster_acc", "classification_acc"]))
-    stats2 = tables.seed_statistics(table2, "soft_vqvae", results)
-    tables.write_statistics(stats2, tables.per_dataset_stem("table2_stats", dataset, datasets2), figures,
-                            budget=budget)
-    display(Markdown(f"**Verdict on the paper's claim ({dataset}).**\n\n"
-                     + verdicts.table_verdict(df2, stats2, metrics=["cluster_acc", "classification_acc"])))
+                                **setup.presets)
+    df, stats = setup.tabulate(table2, "table2", dataset=dataset, reference="soft_vqvae", paper_table="table2",
+                               metrics=["cluster_acc", "classification_acc"])
+    notebook.verdict(f"Verdict on the paper's claim ({dataset}).",
+                     verdicts.table_verdict(df, stats, metrics=["cluster_acc", "classification_acc"]))

@@ -17,6 +17,9 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/05_codebook.ipynb)
 #
+# *The outputs saved here are those of the committed results: `python reproduce.py --budget cpu --publish`
+# runs this notebook with `budget = "cpu"` and `train_missing = False`. Run it as it is for the quick budget.*
+#
 # # How the two quantizers use their codebooks
 #
 # The VQ-VAE sends each code to its nearest codeword; the soft VQ-VAE feeds the decoder the posterior mean
@@ -47,45 +50,24 @@ except ImportError:
     import softvq
 
 # %% tags=["parameters"]
-budget = "quick"        # "quick": 50 iterations (Table 2: 10), 1 seed; "cpu" and "paper": 40,000, several seeds
-iterations = None       # None: the budget's
-seeds = None            # None: the budget's
-kmeans_n_init = None    # None: the budget's
-train_missing = True    # train the Table 1 and 2 quantizer runs whose results are missing
-table2_iterations = None  # None: the budget's
-table2_datasets = None  # None: the budget's (quick, cpu: the lossy cifar10-jpeg; paper: svhn, cifar10)
-figures_dir = None      # None: the budget's figures/, results/, checkpoints/
-results_dir = None
-checkpoint_dir = None
-data_root = None        # None: $SOFTVQ_DATA or ./data
-download = None         # fetch MNIST and the Table 2 data sets when missing (None: on Colab only)
-precision = "fp32"      # fp32, tf32 or bf16 (bf16: for a GPU; slow on most CPUs)
-torch_compile = False   # torch.compile the training step (for a GPU)
-device = None           # None: cuda when present
-launcher = {}           # {}: train inline; {"kind": "local" or "slurm", ...}: as jobs (softvq.launch)
-progress = True         # training progress bars
+budget = "quick"            # "quick": 50 iterations (Table 2: 5), 1 seed; "cpu" and "paper": 40,000, several seeds
+iterations = None           # Table 1's (None: the budget's)
+seeds = None                # None: the budget's
+table2_datasets = None      # None: the budget's (quick, cpu: the lossy cifar10-jpeg; paper: svhn, cifar10)
+train_missing = True        # train the Table 1 and 2 quantizer runs whose results are missing
+overrides = {}              # e.g. {"table2_iterations": 100}: any budget setting or option (softvq.notebook.OPTIONS)
 
 # %%
-from IPython.display import Markdown
+from softvq import data, experiments, notebook, plots, tables, verdicts
 
-from softvq import budgets, data, experiments, plots, tables, verdicts
-
-settings = budgets.budget(budget, iterations=iterations, seeds=seeds, kmeans_n_init=kmeans_n_init,
-                          table2_iterations=table2_iterations)
-datasets2 = table2_datasets or settings["table2_datasets"]
-if data.wants_download(download):
-    data.download(["mnist", *datasets2], data_root)
-figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
-where = dict(root=data_root, device=device, results_dir=results, checkpoint_dir=checkpoints, progress=progress,
-             launcher=launcher)
-evaluation = budgets.evaluation(settings)
-numerics = dict(precision=precision, compile=torch_compile)
+setup = notebook.setup(budget, overrides, train_missing, iterations=iterations, seeds=seeds,
+                       table2_datasets=table2_datasets)
+settings = setup.settings
 QUANTIZERS = ("vqvae", "soft_vqvae")
-configs = [c for c in experiments.table1(settings["seeds"], settings["iterations"], **evaluation, **numerics)
+configs = [c for c in experiments.table1(settings["seeds"], settings["iterations"], **setup.presets)
            if c.bottleneck in QUANTIZERS]
-if train_missing:
-    experiments.run(configs, **where)
-records = tables.records_by_row(configs, results)
+setup.run(configs)
+records = tables.records_by_row(configs, setup.results)
 {row: len(recs) for row, recs in records.items()}
 
 # %% [markdown]
@@ -95,11 +77,11 @@ records = tables.records_by_row(configs, results)
 
 # %%
 df = tables.codebook_table(records)
-tables.write_codebook_table(df, "codebook_table1", figures, budget=budget,
+tables.write_codebook_table(df, "codebook_table1", setup.figures, budget=budget,
                             note=f"Table 1 quantizer rows (MNIST, d = 64, K = 128), {settings['iterations']:,} "
                                  f"iterations; statistics on the test set.")
 display(df)
-display(Markdown("**Verdict.**\n\n" + verdicts.codebook_verdict(df)))
+notebook.verdict("Verdict.", verdicts.codebook_verdict(df))
 
 # %% [markdown]
 # ## Usage by codeword and the learned variances
@@ -107,7 +89,7 @@ display(Markdown("**Verdict.**\n\n" + verdicts.codebook_verdict(df)))
 # %%
 fig = plots.plot_codebook(records, title=plots.title_lines(
     data.sample_note(["mnist"]), f"Table 1 quantizers, {settings['iterations']:,} iterations, one line per seed"))
-print("saved", plots.save_figure(fig, figures / "codebook_table1.png"))
+print("saved", plots.save_figure(fig, setup.figures / "codebook_table1.png"))
 
 # %% [markdown]
 # Read the hard usage first: a codeword that no test image picks is dead, and a perplexity far below K
@@ -121,17 +103,16 @@ print("saved", plots.save_figure(fig, figures / "codebook_table1.png"))
 # each data set (those its validation sweeps chose, else `experiments.TABLE2`).
 
 # %%
-for dataset in datasets2:
+for dataset in setup.table2_datasets:
     rows = experiments.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
-                                  results, **evaluation, **numerics)
+                                  setup.results, **setup.presets)
     configs2 = [c for c in experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"],
-                                              rows=rows, **evaluation, **numerics) if c.bottleneck in QUANTIZERS]
-    if train_missing:
-        experiments.run(configs2, **where)
-    df2 = tables.codebook_table(tables.records_by_row(configs2, results))
+                                              rows=rows, **setup.presets) if c.bottleneck in QUANTIZERS]
+    setup.run(configs2)
+    df2 = tables.codebook_table(tables.records_by_row(configs2, setup.results))
     label = tables.DATASET_LABELS.get(dataset, dataset)
-    tables.write_codebook_table(df2, tables.per_dataset_stem("codebook_table2", dataset, datasets2), figures,
-                                budget=budget, note=f"Table 2 quantizer rows ({label}, d = 256), "
-                                                    f"{configs2[0].iterations:,} iterations; statistics on the test set.")
+    tables.write_codebook_table(df2, setup.stem("codebook_table2", dataset), setup.figures, budget=budget,
+                                note=f"Table 2 quantizer rows ({label}, d = 256), {configs2[0].iterations:,} "
+                                     f"iterations; statistics on the test set.")
     display(df2)
-    display(Markdown(f"**Verdict ({label}).**\n\n" + verdicts.codebook_verdict(df2)))
+    notebook.verdict(f"Verdict ({label}).", verdicts.codebook_verdict(df2))

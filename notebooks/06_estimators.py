@@ -17,6 +17,9 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/softvq/softvq/blob/main/notebooks/06_estimators.ipynb)
 #
+# *The outputs saved here are those of the committed results: `python reproduce.py --budget cpu --publish`
+# runs this notebook with `budget = "cpu"` and `train_missing = False`. Run it as it is for the quick budget.*
+#
 # # Beyond the paper: posterior mean, posterior sample or argmax?
 #
 # The soft VQ-VAE hands its decoder the **posterior mean** of the Gaussian mixture, z_hat = sum_k
@@ -54,32 +57,17 @@ except ImportError:
 
 # %% tags=["parameters"]
 budget = "quick"        # "quick": 50 iterations, 1 seed; "cpu": 40,000 iterations, 5 seeds; "paper": 40,000, 3 seeds
-iterations = None       # None: the budget's
+iterations = None       # the table's (None: the budget's)
 seeds = None            # None: the budget's
-sweep_iterations = None  # None: the budget's (its ablation budget: quick 50, cpu 5,000)
-kmeans_n_init = None    # None: the budget's
 train_missing = True    # train the runs whose results are missing
-figures_dir = None      # None: the budget's figures/, results/, checkpoints/
-results_dir = None
-checkpoint_dir = None
-data_root = None        # None: $SOFTVQ_DATA or ./data
-download = None         # fetch MNIST when missing (None: on Colab only)
-device = None           # None: cuda when present
-launcher = {}           # {}: train inline; {"kind": "local" or "slurm", ...}: as jobs (softvq.launch)
-progress = True         # training progress bars
+overrides = {}          # e.g. {"ablation_iterations": 200}: the sweep's budget (quick 50, cpu 5,000), any option
 
 # %%
-from softvq import budgets, data, experiments, plots, tables
+from softvq import budgets, data, experiments, notebook, plots, tables, verdicts
 from softvq.estimator_swap import format_swap_table, swap_table
 
-settings = budgets.budget(budget, iterations=iterations, seeds=seeds, kmeans_n_init=kmeans_n_init)
-sweep_its = sweep_iterations or settings["ablation_iterations"]
-if data.wants_download(download):
-    data.download(["mnist"], data_root)
-figures, results, checkpoints = budgets.output_dirs(budget, figures_dir, results_dir, checkpoint_dir)
-study = results / "estimators"          # the table's five rows, all trained by this study on one machine
-where = dict(root=data_root, device=device, checkpoint_dir=checkpoints, progress=progress, launcher=launcher)
-evaluation = budgets.evaluation(settings)
+setup = notebook.setup(budget, overrides, train_missing, iterations=iterations, seeds=seeds)
+study = setup.results / "estimators"        # the table's five rows, all trained by this study on one machine
 banner = data.sample_note(["mnist"])
 
 # %% [markdown]
@@ -92,19 +80,16 @@ banner = data.sample_note(["mnist"])
 # linear probe, the rule Table 2's settings were chosen by. The posterior mean is there for reference.
 
 # %%
-sweep = experiments.estimators_sweep((0,), sweep_its, **evaluation)
-if train_missing:
-    experiments.run(sweep, results_dir=results, **where)
-df_sweep = tables.make_table(sweep, "estimators_sweep", figures, results, budget=budget,
-                             note="Estimator candidates, MNIST, d = 64, K = 128; chosen per family by the best "
-                                  "validation linear probe.")
+sweep_iterations = setup.settings["ablation_iterations"]
+sweep = experiments.estimators_sweep((0,), sweep_iterations, **setup.presets)
+setup.tabulate(sweep, "estimators_sweep", note="Estimator candidates, MNIST, d = 64, K = 128; chosen per family by "
+                                               "the best validation linear probe.")
 try:
-    choices = experiments.choose_estimators((0,), sweep_its, results, **evaluation)
+    choices = experiments.choose_estimators((0,), sweep_iterations, setup.results, **setup.presets)
 except FileNotFoundError as missing:
     print(f"sweep incomplete ({missing}); using the committed choices")
     choices = experiments.ESTIMATOR_CHOICES
 print("chosen:", choices)
-display(tables.format_table(df_sweep))
 
 # %% [markdown]
 # ## 2. The estimators table
@@ -114,24 +99,17 @@ display(tables.format_table(df_sweep))
 # estimator's, not the platform's (Table 1's rows may come from another device).
 
 # %%
-rows = experiments.estimators(settings["seeds"], settings["iterations"], choices, **evaluation)
-if train_missing:
-    experiments.run(rows, results_dir=study, **where)
-df = tables.make_table(rows, "estimators", figures, study, budget=budget,
-                       note="Estimators study: MNIST, d = 64, K = 128; every row trained by this study.")
-stats = tables.seed_statistics(rows, "posterior mean", study)
-tables.write_statistics(stats, "estimators_stats", figures, budget=budget)
+rows = experiments.estimators(setup.settings["seeds"], setup.settings["iterations"], choices, **setup.presets)
+df, stats = setup.tabulate(rows, "estimators", reference="posterior mean", statistics=True, results_dir=study,
+                           note="Estimators study: MNIST, d = 64, K = 128; every row trained by this study.")
 records = tables.records_by_row(rows, study)
-codebooks = tables.codebook_table(records)
-tables.write_codebook_table(codebooks, "estimators_codebook", figures, budget=budget,
+tables.write_codebook_table(tables.codebook_table(records), "estimators_codebook", setup.figures, budget=budget,
                             note="Estimators study rows; statistics on the test set.")
-print("missing runs:", df.attrs["missing"])
-display(tables.format_table(df))
-display(tables.format_statistics(stats))
+notebook.verdict("Verdict.", verdicts.table_verdict(df, stats))
 
 # %%
 fig = plots.plot_intervals(stats, title=plots.title_lines(banner, tables.budget_note(df)))
-print("saved", plots.save_figure(fig, figures / "estimators.png"))
+print("saved", plots.save_figure(fig, setup.figures / "estimators.png"))
 
 # %% [markdown]
 # ## 3. Theorem 1 on trained models
@@ -144,11 +122,9 @@ print("saved", plots.save_figure(fig, figures / "estimators.png"))
 soft_rows = {k: v for k, v in records.items() if k.startswith("posterior")}
 swaps = swap_table(soft_rows)
 if len(swaps):
-    tables.write_csv_md(swaps.set_index("trained"), format_swap_table(swaps), "estimators_theorem1", figures,
+    tables.write_csv_md(swaps.set_index("trained"), format_swap_table(swaps), "estimators_theorem1", setup.figures,
                         [budgets.banner(budget), "Theorem 1 at test time: the soft VQ-VAE rows of the estimators "
                          "table, each decoding the test set with the posterior mean, a posterior sample and the "
                          "argmax of its own posterior (mean ± std over seeds)."])
     display(format_swap_table(swaps))
-    for trained, part in swaps.groupby("trained", sort=False):
-        best = part.loc[part["recon_loss"].idxmin(), "tested"]
-        print(f"trained with the {trained.split()[-1]}: the lowest test reconstruction loss comes from the {best}")
+    notebook.verdict("Verdict.", verdicts.swap_verdict(swaps))

@@ -35,6 +35,20 @@ def test_install_cell_and_badge_point_at_the_repository(py):
     assert cells[0].source.startswith("[![Open In Colab]") and badge in cells[0].source
 
 
+def test_the_readme_links_each_notebooks_source_rendered_view_and_colab():
+    """One row per notebook: its .py source, its executed copy on GitHub and nbviewer, and its Colab badge, all at
+    pyproject's Repository."""
+    readme = (ROOT / "README.md").read_text()
+    account = REPOSITORY.removeprefix("https://github.com/")
+    rows = [line for line in readme.splitlines() if line.startswith("| [`")]
+    assert [re.match(r"\| \[`([^`]+)`\]", row).group(1) for row in rows] == [py.stem for py in PAIRS]
+    for row, py in zip(rows, PAIRS):
+        ipynb = f"{account}/blob/main/notebooks/{py.stem}.ipynb"
+        for link in (f"](notebooks/{py.stem}.py)", f"](https://github.com/{ipynb})",
+                     f"](https://nbviewer.org/github/{ipynb})", f"](https://colab.research.google.com/github/{ipynb})"):
+            assert link in row, f"{py.stem}: no {link[2:]}"
+
+
 @pytest.fixture
 def torchvision_calls(monkeypatch):
     """The torchvision dataset classes of softvq.data replaced by recorders: (class, root, keywords) per call."""
@@ -120,7 +134,8 @@ def test_notebook_installs_softvq_in_a_bare_kernel(bare_kernel, tmp_path, monkey
         monkeypatch.setenv(var, value)
     shutil.copy(ROOT / "notebooks" / "01_theorem1.ipynb", work)
     papermill.execute_notebook(str(work / "01_theorem1.ipynb"), str(work / "executed.ipynb"), kernel_name=KERNEL,
-                               parameters=dict(n=2000, kl_steps=20, figures_dir=str(work / "figures")),
+                               parameters=dict(kl_steps=20, overrides=dict(theorem_samples=2000,
+                                                                           figures_dir=str(work / "figures"))),
                                progress_bar=False, cwd=str(work))
     install = json.loads((work / "executed.ipynb").read_text())["cells"][1]
     assert "".join(install["outputs"][0]["text"]) == f"installing softvq from {source}\n"

@@ -1,12 +1,16 @@
-"""Every notebook runs end to end through papermill with tiny parameters, and every .py/.ipynb pair is in sync.
+"""Every notebook runs end to end through papermill with tiny parameters; every .py/.ipynb pair holds the same
+cells; the committed .ipynb are reading copies whose outputs a fresh run from the committed results gives again.
 
 The notebooks run on a small copy of the real MNIST (10,200 training and 500 test images, so that the
 ablation's 10,000-image validation split still exists) and on a small fake `cifar10-jpeg` tarball, with
 every output folder under a temporary directory. Without the real MNIST these tests are skipped.
 """
+import base64
 import json
 import os
+import struct
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,18 +20,19 @@ from softvq import data
 
 papermill = pytest.importorskip("papermill")
 jupytext = pytest.importorskip("jupytext")
+nbformat = pytest.importorskip("nbformat")
 from PIL import Image  # noqa: E402  (after the skips)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PAIRS = sorted(NOTEBOOKS.glob("[0-9]*.py"))
-TINY = dict(iterations=20, kmeans_n_init=1, device="cpu", progress=False)
-PARAMETERS = {
-    "01_theorem1": dict(n=2000, kl_steps=20),
-    "02_train": dict(TINY, n_images=4),
-    "03_figure4": dict(TINY, tsne_points=200),
-    "04_tables": dict(TINY, table2_iterations=20, seeds=[0]),
-    "05_codebook": dict(TINY, launcher={"kind": "local", "cpus_per_job": 1, "poll_s": 0.5}),   # its 2 stacks as jobs
-    "06_estimators": dict(TINY, sweep_iterations=20, seeds=[0, 1]),
+TINY = dict(kmeans_n_init=1, device="cpu", progress=False)          # the overrides of every training notebook
+PARAMETERS = {        # the parameters in view, and the overrides
+    "01_theorem1": (dict(kl_steps=20), dict(theorem_samples=2000)),
+    "02_train": (dict(iterations=20, n_images=4), TINY),
+    "03_figure4": (dict(iterations=20), dict(TINY, tsne_points=200)),
+    "04_tables": (dict(iterations=20, seeds=[0]), dict(TINY, table2_iterations=20)),
+    "05_codebook": (dict(iterations=20), dict(TINY, launcher={"kind": "local", "cpus_per_job": 1, "poll_s": 0.5})),
+    "06_estimators": (dict(iterations=20, seeds=[0, 1]), dict(TINY, ablation_iterations=20)),
 }
 FIGURES = {
     "01_theorem1": ["theorem1.png"],
@@ -93,14 +98,18 @@ def kernel_environment(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def execute(name: str, workspace: Path, out_name: str | None = None, **parameters) -> dict:
-    """Run notebooks/<name>.ipynb with the workspace's folders; return the executed notebook (JSON)."""
+def execute(name: str, workspace: Path, out_name: str | None = None, overrides: dict | None = None,
+            **parameters) -> dict:
+    """Run notebooks/<name>.ipynb with the workspace's folders and its tiny parameters (`parameters` and
+    `overrides` replace some); return the executed notebook (JSON)."""
     out = workspace / "executed" / f"{out_name or name}.ipynb"
     out.parent.mkdir(exist_ok=True)
+    in_view, tiny = PARAMETERS[name]
     folders = dict(figures_dir=str(workspace / "figures"), results_dir=str(workspace / "results"),
                    checkpoint_dir=str(workspace / "checkpoints"), data_root=str(workspace / "data"))
-    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters={**folders, **parameters},
-                               kernel_name="python3", progress_bar=False, cwd=str(workspace))
+    overrides = {**tiny, **folders, **(overrides or {})}
+    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), kernel_name="python3", progress_bar=False,
+                               parameters={**in_view, **parameters, "overrides": overrides}, cwd=str(workspace))
     return json.loads(out.read_text())
 
 
@@ -112,7 +121,7 @@ def test_a_python3_kernel_is_installed():
 
 @pytest.mark.parametrize("name", list(PARAMETERS))
 def test_notebook_runs_and_writes_its_figures(name, workspace):
-    execute(name, workspace, **PARAMETERS[name])
+    execute(name, workspace)
     for figure in FIGURES[name]:
         path = workspace / "figures" / figure
         assert path.exists() and path.stat().st_size > 0, f"{name} did not write {figure}"
@@ -139,22 +148,26 @@ def test_codebook_table_has_both_quantizers(workspace):
 
 def test_a_quick_run_writes_only_under_outputs(tmp_path):
     """With the default folders, a budget other than the committed one leaves figures/ and results/ alone."""
-    out = tmp_path / "executed.ipynb"
-    papermill.execute_notebook(str(NOTEBOOKS / "01_theorem1.ipynb"), str(out), kernel_name="python3",
-                               parameters=dict(PARAMETERS["01_theorem1"], budget="quick"), progress_bar=False,
-                               cwd=str(tmp_path))
+    in_view, overrides = PARAMETERS["01_theorem1"]
+    papermill.execute_notebook(str(NOTEBOOKS / "01_theorem1.ipynb"), str(tmp_path / "executed.ipynb"),
+                               kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
+                               parameters=dict(in_view, budget="quick", overrides=overrides))
     assert (tmp_path / "outputs" / "quick" / "figures" / "theorem1.png").exists()
     assert not (tmp_path / "figures").exists() and not (tmp_path / "results").exists()
 
 
 def test_tables_without_training_report_missing_runs(tmp_path, workspace):
     figures = tmp_path / "figures"
-    execute("04_tables", workspace, out_name="04_tables-missing", **{**PARAMETERS["04_tables"], "iterations": 7, "table2_iterations": 7},
-            train_missing=False, sections=["table1", "table2"], results_dir=str(tmp_path / "empty"),
-            figures_dir=str(figures))
+    executed = execute("04_tables", workspace, out_name="04_tables-missing", iterations=7, train_missing=False,
+                       sections=["table1", "table2"],
+                       overrides=dict(table2_iterations=7, results_dir=str(tmp_path / "empty"),
+                                      figures_dir=str(figures)))
     table1 = (figures / "table1.md").read_text()
     assert table1.count("missing") >= 6 and "raw data" not in table1
     assert (figures / "table2.csv").exists() and not (tmp_path / "empty").exists()
+    printed = [text for cell in executed["cells"] for o in cell.get("outputs", []) if o["output_type"] == "stream"
+               for text in ["".join(o["text"])]]
+    assert any(text.startswith("missing runs (6):") for text in printed)          # Table 1's six rows, named
 
 
 def test_train_notebook_never_shows_another_runs_reconstructions(tmp_path, workspace):
@@ -162,10 +175,9 @@ def test_train_notebook_never_shows_another_runs_reconstructions(tmp_path, works
     folders = dict(figures_dir=str(tmp_path / "figures"), results_dir=str(tmp_path / "results"),
                    checkpoint_dir=str(tmp_path / "checkpoints"))
     shown = tmp_path / "figures" / "train_soft_vqvae_reconstructions.png"
-    execute("02_train", workspace, out_name="02_train-first", **PARAMETERS["02_train"], **folders)
+    execute("02_train", workspace, out_name="02_train-first", overrides=folders)
     shown.unlink()
-    execute("02_train", workspace, out_name="02_train-other", **PARAMETERS["02_train"], **folders, beta=0.5,
-            train_missing=False)
+    execute("02_train", workspace, out_name="02_train-other", overrides=folders, beta=0.5, train_missing=False)
     assert not shown.exists()
 
 
@@ -180,12 +192,12 @@ def _reproduce():
 
 def test_all_notebooks_are_listed():
     reproduce = _reproduce()
-    assert [p.stem for p in PAIRS] == list(PARAMETERS) == reproduce.NOTEBOOKS
+    assert [p.stem for p in PAIRS] == list(PARAMETERS) == list(reproduce.NOTEBOOKS)
 
 
 def test_reproduce_selects_notebooks_and_redirects_folders(tmp_path):
     reproduce = _reproduce()
-    assert reproduce.select(None) == reproduce.NOTEBOOKS
+    assert reproduce.select(None) == list(reproduce.NOTEBOOKS)
     assert reproduce.select(["04", "theorem1", "05_codebook"]) == ["01_theorem1", "04_tables", "05_codebook"]
     with pytest.raises(SystemExit):
         reproduce.select(["0"])                                         # ambiguous
@@ -193,20 +205,86 @@ def test_reproduce_selects_notebooks_and_redirects_folders(tmp_path):
                                  "--figures", str(tmp_path / "f"), "--checkpoints", str(tmp_path / "c"), "--no-train"])
     params = reproduce.parameters(args)
     assert params["budget"] == "paper" and params["seeds"] == [0, 1] and params["train_missing"] is False
-    assert params["results_dir"] == str(tmp_path / "r") and "device" not in params and params["progress"] is False
-    assert "launcher" not in params                                     # inline: the notebooks' default
+    overrides = params["overrides"]
+    assert overrides["results_dir"] == str(tmp_path / "r") and "device" not in overrides
+    assert overrides["progress"] is False and "launcher" not in overrides         # inline: the notebooks' default
     args = reproduce.parse_args(["--launcher", "slurm", "--partition", "gpu", "--no-wait", "--jobs-dir", "j"])
-    assert reproduce.parameters(args)["launcher"] == {"kind": "slurm", "partition": "gpu", "wait": False, "folder": "j"}
+    assert reproduce.parameters(args)["overrides"]["launcher"] == {"kind": "slurm", "partition": "gpu", "wait": False,
+                                                                    "folder": "j"}
+    assert reproduce.parameters(args)["overrides"]["figures_dir"] == "outputs/quick/figures"   # relative: no
+    with pytest.raises(SystemExit):                                                      # machine's folders shown
+        reproduce.parse_args(["--budget", "quick", "--publish"])             # only the committed results publish
+
+
+def cells(notebook) -> list[tuple]:
+    """What a pair must share: each cell's type, source and tags."""
+    return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in notebook.cells]
 
 
 @pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)
 def test_py_and_ipynb_pairs_are_in_sync(py):
+    """Compared by their cells: outputs, metadata and the header's Jupytext version line are not the source."""
     ipynb = py.with_suffix(".ipynb")
-    assert ipynb.exists(), f"{ipynb.name} missing: run `jupytext --sync {py}`"
+    assert ipynb.exists(), f"{ipynb.name} missing: run `python reproduce.py --budget cpu --publish`"
     notebook = jupytext.read(ipynb)
-    assert jupytext.writes(notebook, fmt="py:percent") == py.read_text(), \
-        f"{py.name} and {ipynb.name} differ: run `jupytext --sync notebooks/*.py`"
+    assert cells(notebook) == cells(jupytext.read(py)), \
+        f"{py.name} and {ipynb.name} differ: run `python reproduce.py --budget cpu --only {py.stem} --publish`"
     tags = [c.metadata.get("tags", []) for c in notebook.cells if c.cell_type == "code"]
     assert tags[1] == ["parameters"], "the second code cell must be the papermill parameters cell"
     assert "except ImportError" in notebook.cells[1].source, "the first code cell must be the install cell"
-    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "commit notebooks without outputs"
+
+
+# What a reader sees in each committed notebook without running it: outputs of these types, at least so many.
+SHOWN = {"01_theorem1": {"image/png": 1, "text/html": 1},                    # Theorem 1 as a figure, the MSE table
+         "02_train": {"image/png": 2},                                       # loss curves, reconstructions
+         "03_figure4": {"image/png": 1, "text/html": 1, "text/markdown": 1},  # Figure 4, scores, verdict
+         "04_tables": {"image/png": 1, "text/html": 8, "text/markdown": 7},   # Tables 1-2, sweeps, a verdict each
+         "05_codebook": {"image/png": 1, "text/html": 2, "text/markdown": 2},
+         "06_estimators": {"image/png": 1, "text/html": 4, "text/markdown": 2}}
+
+
+@pytest.mark.parametrize("name", list(SHOWN))
+def test_committed_notebooks_are_reading_copies(name):
+    """Under 1 MB, with the outputs of the committed results, in the normal form of `reproduce.reading_copy`:
+    no injected parameters, timings or kernel metadata, stable cell ids, no absolute path."""
+    path = NOTEBOOKS / f"{name}.ipynb"
+    assert path.stat().st_size < 1_000_000
+    notebook = nbformat.read(path, as_version=4)
+    assert nbformat.writes(_reproduce().reading_copy(notebook)) == nbformat.writes(notebook), \
+        f"{path.name} is not a reading copy: run `python reproduce.py --budget cpu --publish`"
+    shown = Counter(mime for c in notebook.cells for o in c.get("outputs", []) for mime in o.get("data", {}))
+    assert all(shown[mime] >= n for mime, n in SHOWN[name].items()), dict(shown)
+    assert "Budget 'quick'" not in path.read_text()                       # the committed budget's outputs
+
+
+def image_sizes(output: dict) -> list[tuple[int, int]]:
+    """(width, height) of each PNG of an output, from its header."""
+    return [struct.unpack(">II", base64.b64decode(png)[16:24]) for mime, png in output.get("data", {}).items()
+            if mime == "image/png"]
+
+
+def texts(output: dict) -> dict:
+    """An output's text: the stream, the plain text and the Markdown (HTML markup varies with the pandas
+    release; its numbers are those of the plain text)."""
+    keep = {k: v for k, v in output.get("data", {}).items() if k in ("text/plain", "text/markdown")}
+    return {"name": output.get("name"), "text": output.get("text"), **keep}
+
+
+@pytest.mark.parametrize("name", ["04_tables", "06_estimators"])     # made from committed files only
+def test_a_committed_notebook_is_what_the_committed_results_give(name, tmp_path, monkeypatch):
+    """The publish command's run of a notebook, in a copy of the project folder that shares its results, gives
+    the committed notebook's text outputs again, and images of the same sizes: they cannot go stale."""
+    monkeypatch.delenv("SOFTVQ_SAMPLE", raising=False)
+    reproduce = _reproduce()
+    (tmp_path / "results").symlink_to(reproduce.ROOT / "results", target_is_directory=True)
+    args = reproduce.parse_args(["--budget", "cpu", "--publish", "--only", name])
+    executed = reproduce.run_notebook(name, reproduce.parameters(args), args, tmp_path / f"{name}.ipynb", cwd=tmp_path)
+    fresh = reproduce.reading_copy(executed, root=tmp_path)
+    committed = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    assert len(fresh.cells) == len(committed.cells)
+    for new, old in zip(fresh.cells, committed.cells):
+        outputs = list(zip(new.get("outputs", []), old.get("outputs", [])))
+        assert len(new.get("outputs", [])) == len(old.get("outputs", [])), new.source[:80]
+        for a, b in outputs:
+            assert texts(a) == texts(b), f"{name}: an output of the cell {new.source[:60]!r} changed; republish"
+            assert image_sizes(a) == image_sizes(b)
