@@ -11,8 +11,9 @@ import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import data, experiments
-from .experiments import Config
+from . import data
+from .config import EVALUATION, Config
+from .presets import TABLE1, TABLE2
 
 COMMITTED = "cpu"           # the budget the committed figures/ and results/ come from
 
@@ -38,8 +39,8 @@ BUDGETS = {
                   table2_sweep_iterations=10_000, table2_sweep_seeds=(0, 1, 2), table2_datasets=("svhn", "cifar10")),
 }
 # The paper's evaluation protocol (all images, K-means with 100 starts, the probe to convergence); a budget
-# may change these Config fields (experiments.EVALUATION) for every run it makes.
-PAPER_EVALUATION = {f.name: f.default for f in dataclasses.fields(Config) if f.name in experiments.EVALUATION}
+# may change these Config fields (config.EVALUATION) for every run it makes.
+PAPER_EVALUATION = {f.name: f.default for f in dataclasses.fields(Config) if f.name in EVALUATION}
 
 
 def budget(name: str = "quick", **overrides) -> dict:
@@ -106,9 +107,9 @@ def banner(name: str, datasets: Iterable[str] = ()) -> str:
 
 
 def preset_config(bottleneck: str = "soft_vqvae", dataset: str = "mnist", **fields) -> Config:
-    """The preset row of `bottleneck` (experiments.TABLE1 on MNIST, TABLE2 otherwise) with the given
+    """The preset row of `bottleneck` (presets.TABLE1 on MNIST, TABLE2 otherwise) with the given
     fields replaced; fields that are None keep the preset's value."""
-    table = experiments.TABLE1 if dataset == "mnist" else experiments.TABLE2
+    table = TABLE1 if dataset == "mnist" else TABLE2
     if bottleneck not in table:
         raise ValueError(f"unknown bottleneck {bottleneck!r}; expected one of {sorted(table)}")
     given = {k: v for k, v in fields.items() if v is not None}
