@@ -27,7 +27,7 @@ and stable cell ids (`reading_copy`).
 
 Before any notebook starts, one check finds the data sets the chosen budget and notebooks train on in the data
 folder (--data-root, else $SOFTVQ_DATA, else ./data). At the quick budget the sample embedded in the package
-stands in for a missing MNIST or lossy CIFAR-10 copy (its outputs then go to outputs/quick-sample/, and every
+stands in for a missing MNIST, Fashion-MNIST or lossy CIFAR-10 copy (its outputs then go to outputs/quick-sample/, and every
 table and figure says so in its first line); full data is used wherever it is present. Any other missing data
 set is downloaded with torchvision (mnist, svhn, cifar10; --no-download forbids it). What is still missing is
 listed in one message, with the paths expected and how to get it, and no notebook runs.
@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from softvq import budgets, data, launch
+from softvq.train import flush_to_zero
 from softvq.config import field_type
 from softvq.io import write_atomic, write_json
 from softvq.provenance import code_version
@@ -70,7 +71,8 @@ class Notebook(NamedTuple):
 NOTEBOOKS = {"01_theorem1": Notebook(), "02_train": Notebook(("mnist",)), "03_figure4": Notebook(("mnist",)),
              "04_tables": Notebook(("mnist", TABLE2_DATA)),
              "05_codebook": Notebook(("mnist", TABLE2_DATA), after=("04_tables",)),   # Table 2's rows as 04 chose them
-             "06_estimators": Notebook(("mnist",))}
+             "06_estimators": Notebook(("mnist",)),
+             "07_generalization": Notebook(("fashion-mnist",), after=("04_tables",))}   # its claims read 04's tables
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]    # not the kernel's startup warnings about its transport
 IMAGE = re.compile(r"^image/")
 
@@ -386,6 +388,7 @@ def update_pages(figures: Path, targets: list[Path] | None = None) -> dict[str, 
 
 
 def main(argv=None) -> int:
+    flush_to_zero()                                 # this process and its jobs: before torch's first operation
     args = parse_args(argv)
     names = select(args.only)
     sample = check_data(args, names)

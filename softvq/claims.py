@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import paper
+from .presets import OFFICIAL_CODE, SCALING_ROWS, TABLE1, best_row
 from .tables import METRICS, format_metric, write_csv_md
 
 # data set label -> the stem of its seed statistics in figures/, in the order of the table
@@ -32,7 +33,7 @@ def claim_rows(stats: pd.DataFrame) -> list[dict]:
     for metric in METRICS:
         part = stats[stats["metric"] == metric].set_index("row")
         others = part.drop(index=REFERENCE, errors="ignore")["mean"].dropna()
-        if REFERENCE not in part.index or others.empty:
+        if REFERENCE not in part.index or others.empty or not math.isfinite(part.loc[REFERENCE, "mean"]):
             continue
         best = others.idxmax()
         rows.append({"metric": metric, "soft_vqvae": float(part.loc[REFERENCE, "mean"]),
@@ -47,6 +48,28 @@ def verdict(margin: float, p: float) -> str:
     if margin <= 0:
         return "trails"
     return "leads" if math.isfinite(p) and p < ALPHA else "leads, not significant"
+
+
+# What Table 1 uses on MNIST, as the names of the sweeps' rows: the noise level, and each baseline's loss scaling.
+MNIST_CHOICES = {"soft_vqvae": f"noise_std {OFFICIAL_CODE['noise_std']:g}",
+                 **{b: next(n for n, row in SCALING_ROWS.items() if row == TABLE1[b])
+                    for b in ("vae", "beta_vae", "info_dropout")}}
+
+
+def rechosen(sweeps, results_dir) -> pd.DataFrame:
+    """Whether choosing the open settings again on another data set's validation split picks MNIST's: per
+    bottleneck of the noise and scaling sweeps (`presets.noise_sweep` / `scaling_sweep` on that data set), the
+    row `presets.best_row` picks there beside Table 1's choice on MNIST. `sweeps`: {row: configs} mappings."""
+    out = []
+    for sweep in sweeps:
+        groups: dict[str, dict] = {}
+        for row, configs in sweep.items():
+            groups.setdefault(configs[0].bottleneck, {})[row] = configs
+        for bottleneck, rows in groups.items():
+            chosen = best_row(rows, results_dir)
+            out.append({"bottleneck": bottleneck, "chosen": chosen, "mnist": MNIST_CHOICES[bottleneck],
+                        "same": chosen == MNIST_CHOICES[bottleneck]})
+    return pd.DataFrame(out)
 
 
 def claims(figures_dir: str | Path = "figures") -> pd.DataFrame:

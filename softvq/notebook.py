@@ -27,6 +27,7 @@ from . import budgets, data, plots, runner, store, tables
 from .config import Config
 from .evaluation import evaluate_raw
 from .presets import flatten
+from .train import flush_to_zero
 
 # Options of a notebook run: folders, data, device and numerics, training jobs, progress bars. A notebook's
 # `overrides` may set any of them or any setting of its budget (budgets.BUDGETS).
@@ -138,6 +139,7 @@ def setup(budget: str = "quick", overrides: Mapping | None = None, train_missing
     Raises:
         ValueError: an unknown budget, or a key of `overrides` that is neither an option nor a budget setting.
     """
+    flush_to_zero()             # the kernel trains: before torch's first operation (softvq.train.flush_to_zero)
     overrides = dict(overrides or {})
     known = set(budgets.budget(budget))
     unknown = sorted(set(overrides) - known - set(OPTIONS))
@@ -184,15 +186,15 @@ def reconstructions(s: Setup, config: Config, n_images: int = 10) -> tuple[dict 
 
 
 def tsne_maps(s: Setup, configs: Sequence[Config], points: int, seed: int = 0,
-              perplexity: float = 30.0) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+              perplexity: float = 30.0, name: str = "figure4") -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
     """{bottleneck: (t-SNE points (N, 2), digit labels (N,))} of the test codes z_e of the runs `configs`: the
     same `points` random test images for every run (all of them when there are fewer), embedded by `plots.tsne`.
 
-    The maps are kept in figures/data/figure4_tsne.npz with the run ids and the number of points they were made
+    The maps are kept in figures/data/<name>_tsne.npz with the run ids and the number of points they were made
     from, and reused while both match. Otherwise they are made from the runs' saved codes (`runner.latents`),
     after training the runs without results when the notebook may train; None, with a line saying what is
     missing, when a run is unfinished or its codes cannot be had."""
-    path = s.figures / "data" / "figure4_tsne.npz"
+    path = s.figures / "data" / f"{name}_tsne.npz"
     run_ids = [c.run_id for c in configs]
     saved = store.read_arrays(path)
     fresh = saved is not None and list(saved["run_ids"]) == run_ids and saved["tsne_points"] == points

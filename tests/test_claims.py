@@ -27,3 +27,15 @@ def test_only_the_data_sets_with_statistics_appear(tmp_path):
     assert list(df["dataset"]) == ["lossy CIFAR-10 (Table 2)"] and list(df["verdict"]) == ["trails"]
     claims.write_claims(tmp_path)
     assert "| lossy CIFAR-10 (Table 2) | NMI" in (tmp_path / "claims.md").read_text()
+
+
+def test_rechoosing_names_each_bottlenecks_pick_beside_mnists(tmp_path):
+    from conftest import make_record
+    from softvq import experiments
+    noise = experiments.noise_sweep((0,), 20, levels=(0.0, 0.1), dataset="fashion-mnist")
+    probe = {"noise_std 0": 0.80, "noise_std 0.1": 0.82}
+    for row, [config] in noise.items():
+        experiments.write_json(make_record(config, 0.5, 0.5, probe[row]), experiments.result_path(config, tmp_path))
+    df = claims.rechosen([noise], tmp_path)
+    assert df.to_dict("records") == [{"bottleneck": "soft_vqvae", "chosen": "noise_std 0.1", "mnist": "noise_std 0",
+                                      "same": False}]

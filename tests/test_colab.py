@@ -125,7 +125,7 @@ def test_notebook_installs_softvq_in_a_bare_kernel(bare_kernel, tmp_path, monkey
     assert not _imports_softvq(bare_kernel, work)
     source = tmp_path / "softvq-src"                     # a copy: pip builds in the source tree (build/, egg-info)
     shutil.copytree(ROOT / "softvq", source / "softvq", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):       # what the build reads
         shutil.copy(ROOT / name, source)
     monkeypatch.setenv("SOFTVQ_PIP", str(source))
     # Offline and fast: no dependencies (the venv sees torch and the rest), setuptools from the system. pip reads

@@ -33,6 +33,7 @@ PARAMETERS = {        # the parameters in view, and the overrides
     "04_tables": (dict(iterations=20, seeds=[0]), dict(TINY, table2_iterations=20)),
     "05_codebook": (dict(iterations=20), dict(TINY, launcher={"kind": "local", "cpus_per_job": 1, "poll_s": 0.5})),
     "06_estimators": (dict(iterations=20, seeds=[0, 1]), dict(TINY, ablation_iterations=20)),
+    "07_generalization": ({}, dict(TINY, iterations=20, ablation_iterations=20, tsne_points=200)),
 }
 FIGURES = {
     "01_theorem1": ["theorem1.png"],
@@ -45,6 +46,9 @@ FIGURES = {
                     "codebook_table2.md"],
     "06_estimators": [f"{t}.{ext}" for t in ("estimators_sweep", "estimators", "estimators_stats", "estimators_codebook",
                                              "estimators_theorem1") for ext in ("csv", "md")] + ["estimators.png"],
+    "07_generalization": [f"{t}.{ext}" for t in ("fashion_noise_sweep", "fashion_scaling_sweep", "fashion_table1",
+                                                 "fashion_table1_stats", "claims") for ext in ("csv", "md")]
+                         + ["fashion_tsne.png"],
 }
 
 
@@ -55,11 +59,14 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
-def _tiny_mnist(root: Path, real_root: Path, n_train: int = 10_200, n_test: int = 500) -> None:
-    raw = root / "MNIST" / "raw"
+def _tiny_idx(name: str, root: Path, real_root: Path, n_train: int = 10_200, n_test: int = 500) -> None:
+    """The first images of an IDX data set (mnist, fashion-mnist) in torchvision's layout; MNIST's pixels stand
+    in for a data set the real data root lacks."""
+    raw = root / data.IDX_FOLDERS[name] / "raw"
     raw.mkdir(parents=True)
+    source = name if not data.missing([name], real_root) else "mnist"
     for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
-        x, y = data.load_dataset("mnist", split, real_root)
+        x, y = data.load_dataset(source, split, real_root)
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", (x[:n, 0] * 255).round().numpy())
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y[:n].numpy())
 
@@ -86,7 +93,8 @@ def workspace(tmp_path_factory):
     if not (real / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"offline MNIST not found under {real}/MNIST/raw: set SOFTVQ_DATA to run the notebooks")
     base = tmp_path_factory.mktemp("notebooks")
-    _tiny_mnist(base / "data", real)
+    for name in data.IDX_FOLDERS:
+        _tiny_idx(name, base / "data", real)
     _tiny_cifar10_jpeg(base / "data")
     return base
 
