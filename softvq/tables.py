@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import budgets, paper, store
+from . import budgets, data, paper, store
 from .config import Config
 from .io import write_atomic
 from .store import RESULTS_DIR
@@ -126,7 +126,7 @@ def budget_note(df: pd.DataFrame) -> str:
     split = ("validation split (10,000 images held out of the training set)" if (df["split"] == "validation").all()
              else "test set")
     n_init = sorted({int(n) for n in df["kmeans_n_init"].dropna()})
-    paper_its = "40,000" if (df["dataset"] == "mnist").all() else "40,000; soft VQ-VAE 10,000"
+    paper_its = "40,000" if df["dataset"].isin(data.GREY28).all() else "40,000; soft VQ-VAE 10,000"
     return (f"Budget: {' / '.join(f'{i:,}' for i in its) or 'n/a'} training iterations per run (the paper: "
             f"{paper_its}); seeds: {', '.join(seeds) or 'none found'}; evaluation: {datasets}, {split}; "
             f"K-means initialisations: {', '.join(map(str, n_init))}.{_paper_column_note(df)}{_platform_note(df)}")

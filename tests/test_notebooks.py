@@ -248,7 +248,8 @@ SHOWN = {"01_theorem1": {"image/png": 1, "text/html": 1},                    # T
          "03_figure4": {"image/png": 1, "text/html": 1, "text/markdown": 1},  # Figure 4, scores, verdict
          "04_tables": {"image/png": 1, "text/html": 8, "text/markdown": 7},   # Tables 1-2, sweeps, a verdict each
          "05_codebook": {"image/png": 1, "text/html": 2, "text/markdown": 2},
-         "06_estimators": {"image/png": 1, "text/html": 4, "text/markdown": 2}}
+         "06_estimators": {"image/png": 1, "text/html": 4, "text/markdown": 2},
+         "07_generalization": {"text/html": 5, "text/markdown": 1}}     # sweeps, choices, table, claims
 
 
 @pytest.mark.parametrize("name", [py.stem for py in PAIRS])
