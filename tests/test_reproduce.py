@@ -47,13 +47,14 @@ def fake_download(calls):
 
 def test_the_quick_budget_reads_what_is_missing_from_the_sample(reproduce, tmp_path, monkeypatch):
     monkeypatch.setattr(data, "download", never)
-    assert check(reproduce, "--budget", "quick", "--data-root", str(tmp_path)) == ["mnist", "cifar10-jpeg"]
+    assert check(reproduce, "--budget", "quick", "--data-root", str(tmp_path)) == ["mnist", "cifar10-jpeg",
+                                                                                   "fashion-mnist"]
 
 
 def test_the_full_data_wins_where_it_is_present(reproduce, mnist_root, tmp_path, monkeypatch):
     monkeypatch.setattr(data, "download", never)
     (tmp_path / "MNIST").symlink_to((mnist_root / "MNIST").resolve())
-    assert check(reproduce, "--budget", "quick", "--data-root", str(tmp_path)) == ["cifar10-jpeg"]
+    assert check(reproduce, "--budget", "quick", "--data-root", str(tmp_path)) == ["cifar10-jpeg", "fashion-mnist"]
 
 
 def test_nothing_is_needed_without_training_or_by_the_theorem_notebook(reproduce, tmp_path, monkeypatch):
@@ -66,7 +67,7 @@ def test_a_missing_data_set_is_downloaded_first(reproduce, tmp_path, monkeypatch
     calls = []
     monkeypatch.setattr(data, "download", fake_download(calls))
     assert check(reproduce, "--budget", "paper", "--data-root", str(tmp_path), "--download") == []
-    assert calls == [["mnist", "svhn", "cifar10"]]
+    assert calls == [["mnist", "svhn", "cifar10", "fashion-mnist"]]
     assert check(reproduce, "--budget", "paper", "--data-root", str(tmp_path)) == [] and len(calls) == 1
 
 
@@ -84,7 +85,7 @@ def test_offline_it_stops_with_one_message(reproduce, tmp_path, monkeypatch):
 
 def test_no_download_forbids_it(reproduce, tmp_path, monkeypatch):
     monkeypatch.setattr(data, "download", never)
-    with pytest.raises(SystemExit, match="^missing data: mnist, cifar10-jpeg. Expected:"):
+    with pytest.raises(SystemExit, match="^missing data: mnist, cifar10-jpeg, fashion-mnist. Expected:"):
         check(reproduce, "--budget", "cpu", "--no-download", "--data-root", str(tmp_path))
 
 
