@@ -60,7 +60,7 @@ budget = "quick"        # "quick": 50 iterations, 1 seed; "cpu": 40,000 iteratio
 iterations = None       # the table's (None: the budget's)
 seeds = None            # None: the budget's
 train_missing = True    # train the runs whose results are missing
-overrides = {}          # e.g. {"ablation_iterations": 200}: the sweep's budget (quick 50, cpu 5,000), any option
+overrides = {}          # e.g. {"ablation_iterations": 200}: the sweep's budget (quick 20, cpu 5,000), any option
 
 # %%
 from softvq import budgets, data, experiments, notebook, plots, tables, verdicts
