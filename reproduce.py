@@ -73,6 +73,7 @@ NOTEBOOKS = {"01_theorem1": Notebook(), "02_train": Notebook(("mnist",)), "03_fi
              "05_codebook": Notebook(("mnist", TABLE2_DATA), after=("04_tables",)),   # Table 2's rows as 04 chose them
              "06_estimators": Notebook(("mnist",)),
              "07_generalization": Notebook(("fashion-mnist",), after=("04_tables",))}   # its claims read 04's tables
+WIDTH = max(map(len, NOTEBOOKS))                        # of the notebook names in the log
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]    # not the kernel's startup warnings about its transport
 IMAGE = re.compile(r"^image/")
 
@@ -232,12 +233,12 @@ def run_notebook(name: str, params: dict, args: argparse.Namespace, output: Path
     with one progress bar over its cells (on line `position`); returns the executed notebook."""
     import papermill
     notebook = source(name)
+    bar = {"desc": name.ljust(WIDTH), "unit": "cell",
+           "position": position if sys.stderr.isatty() else 0}     # a line each on a terminal; no cursor moves in a log
     return papermill.execute_notebook(notebook, str(output), parameters={k: v for k, v in params.items()
                                                                           if k in declared(notebook)},
                                       kernel_name=args.kernel, resources={"metadata": {"path": str(cwd)}},
-                                      extra_arguments=KERNEL_ARGUMENTS,
-                                      progress_bar={"desc": f"{name:<14}", "unit": "cell",     # one line each on a
-                                                    "position": position if sys.stderr.isatty() else 0})  # terminal
+                                      extra_arguments=KERNEL_ARGUMENTS, progress_bar=bar)
 
 
 def start_order(names: list[str]) -> list[str]:
@@ -414,7 +415,7 @@ def main(argv=None) -> int:
     print()
     for name in names:
         status = f"{timings[name]:7.1f} s" if name in timings else f"FAILED  {failures[name]}"
-        print(f"  {name:<14} {status}   -> {shown(where['outputs'] / (name + '.ipynb'))}"
+        print(f"  {name.ljust(WIDTH)} {status}   -> {shown(where['outputs'] / (name + '.ipynb'))}"
               + ("   published" if args.publish and name in timings else ""))
     total = time.time() - started
     print(f"total {total:.0f} s\n")
