@@ -410,8 +410,8 @@ def main(argv=None) -> int:
         return executed
 
     done, failures = run_all(names, run, args.parallel)
-    timings = {name: seconds for name, (_, seconds) in done.items()}
-    sections = {name: section_times(executed) for name, (executed, _) in done.items()}
+    timings = {name: done[name][1] for name in names if name in done}            # in the story's order
+    sections = {name: section_times(done[name][0]) for name in timings}
     print()
     for name in names:
         status = f"{timings[name]:7.1f} s" if name in timings else f"FAILED  {failures[name]}"
