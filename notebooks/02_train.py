@@ -68,10 +68,10 @@ config
 # %% [markdown]
 # ## Training
 #
-# `notebook.reconstructions` trains the model (unless its results exist), encodes the training and evaluation
-# sets, scores the codes and writes a results JSON named after the config. A few test images and their
-# reconstructions are kept in a small file beside the figures, named by the run id, so that the plots below
-# can be redrawn without the model (and never show another run's images).
+# `notebook.reconstructions` trains the model when its results or its saved reconstructions are missing: it
+# encodes the training and evaluation sets, scores the codes and writes a results JSON named after the config,
+# and keeps a few test images and their reconstructions in a small file beside the figures, named by the run
+# id, so that the plots below can be redrawn without the model (and never show another run's images).
 
 # %%
 record, saved = notebook.reconstructions(setup, config, n_images)
