@@ -297,7 +297,8 @@ def reading_copy(notebook, root: Path = ROOT):
     the kernel's language without its version.
 
     Raises:
-        ValueError: an output names a folder outside the project or `root` itself (an absolute path)."""
+        ValueError: an output names a folder outside the project or `root` itself (an absolute path), or is
+            written to stderr (a warning of the machine that ran it, such as a font it lacks)."""
     nb = copy.deepcopy(notebook)
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     count = 0
@@ -319,6 +320,10 @@ def reading_copy(notebook, root: Path = ROOT):
     for where, text in output_texts(nb):
         if str(root) in text or re.search(r"(?<![\w:/.~-])/(?:[\w.-]+/)+[\w.-]+", text):
             raise ValueError(f"{where} names an absolute path: {text.strip()[:200]!r}")
+    for i, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("name") == "stderr":
+                raise ValueError(f"cell {i} writes to stderr: {''.join(output['text']).strip()[:200]!r}")
     return nb
 
 

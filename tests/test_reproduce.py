@@ -159,6 +159,15 @@ def test_a_reading_copy_refuses_an_absolute_path(reproduce, tmp_path, text):
         reproduce.reading_copy(executed_notebook(tmp_path, text.format(root=tmp_path)), root=tmp_path)
 
 
+def test_a_reading_copy_refuses_a_warning_of_the_machine_that_made_it(reproduce, tmp_path):
+    from nbformat.v4 import new_output
+    nb = executed_notebook(tmp_path)
+    nb.cells[-1].outputs.append(new_output("stream", name="stderr", text="findfont: Font family ['STIXGeneral'] not "
+                                                                           "found. Falling back to DejaVu Sans.\n"))
+    with pytest.raises(ValueError, match=r"cell 3 writes to stderr: \"findfont"):
+        reproduce.reading_copy(nb, root=tmp_path)
+
+
 def test_cell_ids_are_stable_and_unique(reproduce):
     from nbformat.v4 import new_code_cell, new_markdown_cell
     cells = [new_markdown_cell("# A"), new_code_cell("x = 1"), new_code_cell("x = 1"), new_code_cell("y = 2")]
