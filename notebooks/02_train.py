@@ -24,8 +24,9 @@
 #
 # This notebook trains one autoencoder with the paper's settings and evaluates its latent codes.
 # Pick the bottleneck and its settings in the parameters cell; fields left as `None` keep the value of
-# the Table 1 preset (MNIST) or the Table 2 preset (other data sets). A finished run is not trained again:
-# its results JSON and the few reconstructions saved beside the figures (named by its run id) are reused.
+# the Table 1 preset (MNIST) or the Table 2 preset (other data sets). A finished run is never trained again:
+# its results JSON and the few reconstructions saved beside the figures (named by its run id) are reused, and
+# reconstructions that are missing are decoded from the run's final checkpoint.
 
 # %%
 # Without softvq (Colab, a fresh kernel), pip installs it from $SOFTVQ_PIP (a git URL, a wheel, a local
@@ -52,7 +53,7 @@ noise_std = None            # soft VQ-VAE: noise added to z_e while training (No
 iterations = None           # None: the budget's
 seed = 0
 n_images = 10               # reconstructions shown
-train_missing = True        # train when the results or the saved reconstructions are missing
+train_missing = True        # train when the run's results are missing
 overrides = {}              # any budget setting or option (softvq.notebook.OPTIONS: folders, device, ...)
 
 # %%
@@ -68,10 +69,11 @@ config
 # %% [markdown]
 # ## Training
 #
-# `notebook.reconstructions` trains the model when its results or its saved reconstructions are missing: it
-# encodes the training and evaluation sets, scores the codes and writes a results JSON named after the config,
-# and keeps a few test images and their reconstructions in a small file beside the figures, named by the run
-# id, so that the plots below can be redrawn without the model (and never show another run's images).
+# `notebook.reconstructions` trains the model when its results are missing: it encodes the training and
+# evaluation sets, scores the codes and writes a results JSON named after the config, and keeps a few test
+# images and their reconstructions in a small file beside the figures, named by the run id, so that the plots
+# below can be redrawn without the model (and never show another run's images). For a finished run without
+# that file, the images are decoded by the model in the run's final checkpoint; it is not trained again.
 
 # %%
 record, saved = notebook.reconstructions(setup, config, n_images)

@@ -166,19 +166,28 @@ def _display(obj) -> None:
 
 def reconstructions(s: Setup, config: Config, n_images: int = 10) -> tuple[dict | None, dict | None]:
     """(results record, {"x", "x_hat"}) of the run `config`: its record, and `n_images` test images with their
-    reconstructions kept in figures/data/train_<run id>_reconstructions.npz. When either is missing and the
-    notebook may train, the run is trained and both are written; a part still missing is None."""
+    reconstructions kept in figures/data/train_<run id>_reconstructions.npz. A run without results is trained
+    (and both written) when the notebook may train. A finished run is never trained again: its missing
+    reconstructions are decoded from its stack's final checkpoint (`runner.finished_model`), or a line says
+    why they cannot be. A part still missing is None."""
     record = store.read_result(config, s.results)
     path = s.figures / "data" / f"train_{config.run_id}_reconstructions.npz"
     saved = store.read_arrays(path)
-    if (record is None or saved is None) and s.train_missing:
+    model = None
+    if record is None and s.train_missing:
         s.fetch([config.dataset])
         records, model, _ = runner.run_stack([config], root=s.options["data_root"], device=s.options["device"],
                                              results_dir=s.results, checkpoint_dir=s.checkpoints,
                                              progress=s.options["progress"], keep_model=True)
-        record = records[0]
+        record, index = records[0], 0
+    elif record is not None and saved is None:
+        try:
+            model, index = runner.finished_model(config, s.options["data_root"], s.checkpoints)
+        except runner.LatentsMissing as e:
+            print(f"missing: {e}")
+    if model is not None:
         x = data.load_dataset(config.dataset, "test", s.options["data_root"])[0][:n_images]
-        saved = {"x": x.numpy(), "x_hat": model.reconstruct(x)[0].cpu().numpy()}
+        saved = {"x": x.numpy(), "x_hat": model.reconstruct(x)[index].cpu().numpy()}
         store.write_arrays(path, **saved)
     if record is None:
         print(f"missing: {store.result_path(config, s.results)}; run with train_missing = True")

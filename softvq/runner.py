@@ -128,7 +128,7 @@ def _evaluate(configs: Sequence[Config], model, history: dict, data_splits: tupl
 
 
 class LatentsMissing(FileNotFoundError):
-    """A finished run's latents are gone and no checkpoint holds its trained model."""
+    """A finished run's outputs (latents, reconstructions) are gone and no checkpoint holds its trained model."""
 
 
 def latents(config: Config, root=None, device=None, results_dir: str | Path = RESULTS_DIR,
@@ -144,21 +144,30 @@ def latents(config: Config, root=None, device=None, results_dir: str | Path = RE
     return saved if saved is not None else encode_again(config, root, device, checkpoint_dir)
 
 
-def encode_again(config: Config, root=None, device=None, checkpoint_dir: str | Path = CHECKPOINT_DIR
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The latents of the finished run `config` encoded from the final checkpoint of its stack
-    (`store.find_final_checkpoint`) in strict float32, saved for next time; `LatentsMissing` without one."""
+def finished_model(config: Config, root=None, checkpoint_dir: str | Path = CHECKPOINT_DIR):
+    """(the stacked model that trained the finished run `config`, on the CPU, loaded from its stack's final
+    checkpoint (`store.find_final_checkpoint`); the run's index in the stack). `LatentsMissing` without one,
+    saying what to do: a finished run is never trained again for its outputs."""
     state, _ = store.find_final_checkpoint(config, checkpoint_dir)
     if state is None:
-        raise LatentsMissing(f"{config.run_id} is finished but neither its latents nor its final checkpoint are in "
-                             f"{checkpoint_dir}: move its results JSON aside and run it again, or train it into "
-                             f"another results folder")
-    device = torch.device(device) if device is not None else default_device()
-    x_tr, _, x_ev, y_ev = splits(config.dataset, config.validation, root, config.train_size, config.eval_size)
+        raise LatentsMissing(f"{config.run_id} is finished but neither its saved outputs nor its final checkpoint "
+                             f"are in {checkpoint_dir}: move its results JSON aside and run it again, or train it "
+                             f"into another results folder")
+    x_tr = splits(config.dataset, config.validation, root, config.train_size, config.eval_size)[0]
     model = build_stack([config] * len(state["identity"]), x_tr)     # the stack's own settings: in its state
     model.load_state_dict(state["model"])
+    return model, state["identity"].index(config.run_id)
+
+
+def encode_again(config: Config, root=None, device=None, checkpoint_dir: str | Path = CHECKPOINT_DIR
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The latents of the finished run `config` encoded on `device` from its stack's final checkpoint
+    (`finished_model`) in strict float32, saved for next time."""
+    model, index = finished_model(config, root, checkpoint_dir)
+    device = torch.device(device) if device is not None else default_device()
+    x_ev, y_ev = splits(config.dataset, config.validation, root, config.train_size, config.eval_size)[2:]
     with tf32_allowed(False):
-        z = model.to(device).encode(x_ev)[state["identity"].index(config.run_id)].cpu()
+        z = model.to(device).encode(x_ev)[index].cpu()
     store.write_latents(z, y_ev, config, checkpoint_dir)
     return z, y_ev
 

@@ -105,6 +105,36 @@ def test_the_latents_of_a_finished_run_never_train_it_nor_rewrite_its_record(tmp
     assert store.result_path(configs[1], tmp_path / "r").read_bytes() == record
 
 
+def test_a_finished_runs_reconstructions_come_from_its_checkpoint_never_from_training(tmp_path, synthetic_data,
+                                                                                      monkeypatch, capsys):
+    """Notebook 02 on model 1 of a finished stack of two without its saved reconstructions: they are decoded by
+    that model from the stack's final checkpoint, the same as the trained model's; without the checkpoint one
+    line says what to do. The run is not trained again and its results JSON is never touched."""
+    from softvq import notebook
+    folders = {k: str(tmp_path / k) for k in ("figures_dir", "results_dir", "checkpoint_dir")}
+    s = notebook.setup("quick", {**folders, "device": "cpu", "progress": False})
+    configs = [Config(seed=seed, **TINY) for seed in (0, 1)]
+    _, model, _ = runner.run_stack(configs, device="cpu", results_dir=s.results, checkpoint_dir=s.checkpoints,
+                                   progress=False, keep_model=True)
+    x = data.load_dataset("mnist", "test")[0][:3]
+    expected = model.reconstruct(x)[1]
+    record = store.result_path(configs[1], s.results).read_bytes()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained a finished run")
+    monkeypatch.setattr(runner, "train", no_training)
+    monkeypatch.setattr(runner, "run_stack", no_training)
+    shown, saved = notebook.reconstructions(s, configs[1], n_images=3)
+    assert shown["run_id"] == configs[1].run_id and torch.equal(torch.from_numpy(saved["x_hat"]), expected)
+    (s.figures / "data" / f"train_{configs[1].run_id}_reconstructions.npz").unlink()
+    store.checkpoint_path(configs, s.checkpoints).unlink()
+    shown, saved = notebook.reconstructions(s, configs[1], n_images=3)
+    assert shown["run_id"] == configs[1].run_id and saved is None
+    assert capsys.readouterr().out.startswith(f"missing: {configs[1].run_id} is finished but neither its saved "
+                                              f"outputs nor its final checkpoint")
+    assert store.result_path(configs[1], s.results).read_bytes() == record
+
+
 def _small_model():
     return build_model((1, 28, 28), "soft_vqvae", 8, seeds=[0], widths=(32, 32, 64), num_codes=8, noise_std=0.1)
 
