@@ -59,3 +59,41 @@ def test_torch_is_bounded_from_below_only():
         assert re.fullmatch(r">=\s*[0-9.]+", found[name]), (name, found[name])
     assert PROJECT["dependencies"] == [f"torch{found['torch']}"]
     assert PROJECT["requires-python"] == f">={sys.version_info[0]}.11"
+
+
+def extra_closure(extra: str) -> set[str]:
+    """The distributions (lower case) that `pip install softvq[extra]` asks for, the extras it names included."""
+    found = {r.split(">")[0].split("=")[0].lower() for r in PROJECT["dependencies"]}
+    for line in PROJECT["optional-dependencies"][extra]:
+        name, extras = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[(.*)\])?.*", line).group(1, 2)
+        if name == "softvq":
+            found |= set().union(*(extra_closure(e) for e in extras.split(",")))
+        else:
+            found.add(name.lower())
+    return found
+
+
+def test_the_notebooks_install_cell_brings_what_the_notebooks_import():
+    """The install cell's default requirement names an extra holding every package the notebooks import, directly
+    or through the softvq modules they reach. IPython comes with every Jupyter kernel; submitit serves only the
+    local and Slurm launchers (the cluster extra), and softvq.launch runs inline without it."""
+    source = (ROOT / "notebooks" / "01_theorem1.py").read_text()
+    extra = re.search(r'"SOFTVQ_PIP", "softvq\[(\w+)\] @ ', source).group(1)
+    reached, todo, third_party = set(), [], set()
+    for path in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "softvq":
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module.startswith("softvq."):
+                todo.append(node.module.split(".")[1])
+        third_party |= imports(path)[0] - {"softvq"}
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            absolute, relative = imports(ROOT / "softvq" / f"{module}.py")
+            third_party |= absolute
+            todo += relative
+    assert {"notebook", "plots", "theorem1"} <= reached
+    needed = {DISTRIBUTIONS.get(name, name).lower() for name in third_party} - {"ipython", "submitit"}
+    assert needed - extra_closure(extra) == set(), f"softvq[{extra}] lacks them"
