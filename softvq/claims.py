@@ -56,20 +56,54 @@ MNIST_CHOICES = {"soft_vqvae": f"noise_std {OFFICIAL_CODE['noise_std']:g}",
                     for b in ("vae", "beta_vae", "info_dropout")}}
 
 
-def rechosen(sweeps, results_dir) -> pd.DataFrame:
-    """Whether choosing the open settings again on another data set's validation split picks MNIST's: per
-    bottleneck of the noise and scaling sweeps (`presets.noise_sweep` / `scaling_sweep` on that data set), the
-    row `presets.best_row` picks there beside Table 1's choice on MNIST. `sweeps`: {row: configs} mappings."""
-    out = []
+CHOICE_RULES = {"cluster_acc": "clust.", "classification_acc": "class."}   # metric -> label of its pick
+
+
+def _picks(sweeps, results_dir) -> dict[str, dict[str, str]] | None:
+    """{bottleneck: {metric: the sweep row with the best mean validation metric}} of the sweeps' bottlenecks,
+    for each metric of CHOICE_RULES; None when a run of the sweeps has no results JSON in `results_dir`."""
+    picks: dict[str, dict[str, str]] = {}
     for sweep in sweeps:
         groups: dict[str, dict] = {}
         for row, configs in sweep.items():
             groups.setdefault(configs[0].bottleneck, {})[row] = configs
         for bottleneck, rows in groups.items():
-            chosen = best_row(rows, results_dir)
-            out.append({"bottleneck": bottleneck, "chosen": chosen, "mnist": MNIST_CHOICES[bottleneck],
-                        "same": chosen == MNIST_CHOICES[bottleneck]})
+            try:
+                picks[bottleneck] = {m: best_row(rows, results_dir, metric=m) for m in CHOICE_RULES}
+            except FileNotFoundError:
+                return None
+    return picks
+
+
+def rechosen(sweeps, results_dir, mnist_sweeps=()) -> pd.DataFrame:
+    """Whether choosing the open settings again on another data set's validation split picks what Table 1 uses on
+    MNIST: per bottleneck of the noise and scaling sweeps (`presets.noise_sweep` / `scaling_sweep`, {row: configs}
+    mappings), Table 1's setting and the rows with the best validation clustering accuracy (the rule Table 1's
+    scaling was chosen by) and the best linear probe (Table 2's rule, `presets.CHOICE_METRIC`). With the same
+    sweeps on MNIST (`mnist_sweeps`, read when all their results are in `results_dir`), MNIST's own picks by the
+    same two rules stand beside them: where those differ from Table 1 as well, the rule, not the data set, moves
+    the choice. `retrain` names the picks on the new data set that differ from Table 1's setting."""
+    picks, mnist = _picks(sweeps, results_dir), _picks(mnist_sweeps, results_dir) if mnist_sweeps else None
+    if picks is None:
+        raise FileNotFoundError("the sweeps lack results: train them first")
+    out = []
+    for bottleneck, chosen in picks.items():
+        row = {"bottleneck": bottleneck, "table1": MNIST_CHOICES[bottleneck],
+               **{f"{label} pick": chosen[m] for m, label in CHOICE_RULES.items()}}
+        if mnist is not None and bottleneck in mnist:
+            row.update({f"MNIST {label} pick": mnist[bottleneck][m] for m, label in CHOICE_RULES.items()})
+        row["retrain"] = ", ".join(sorted({c for c in chosen.values() if c != row["table1"]})) or "–"
+        out.append(row)
     return pd.DataFrame(out)
+
+
+def write_rechosen(choices: pd.DataFrame, stem: str, figures_dir: str | Path = "figures") -> tuple[Path, Path]:
+    """figures/<stem>.{csv,md}: the table of `rechosen`, after a note on what its columns mean."""
+    note = ("Per open setting, the setting Table 1 uses on MNIST (table1) and the sweep row picked on this data "
+            "set's validation split by the best clustering accuracy (clust., the rule that chose Table 1's loss "
+            "scaling) and by the best linear probe (class., the rule that chose Table 2's settings); the MNIST "
+            "columns apply the same two rules to MNIST's own sweeps. retrain: the picks that differ from table1.")
+    return write_csv_md(choices.set_index("bottleneck"), choices.set_index("bottleneck"), stem, figures_dir, [note])
 
 
 def claims(figures_dir: str | Path = "figures") -> pd.DataFrame:

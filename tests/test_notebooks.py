@@ -46,8 +46,9 @@ FIGURES = {
                     "codebook_table2.md"],
     "06_estimators": [f"{t}.{ext}" for t in ("estimators_sweep", "estimators", "estimators_stats", "estimators_codebook",
                                              "estimators_theorem1") for ext in ("csv", "md")] + ["estimators.png"],
-    "07_generalization": [f"{t}.{ext}" for t in ("fashion_noise_sweep", "fashion_scaling_sweep", "fashion_table1",
-                                                 "fashion_table1_stats", "claims") for ext in ("csv", "md")]
+    "07_generalization": [f"{t}.{ext}" for t in ("fashion_noise_sweep", "fashion_scaling_sweep", "fashion_rechosen",
+                                                 "fashion_table1", "fashion_table1_stats", "claims")
+                          for ext in ("csv", "md")]
                          + ["fashion_tsne.png"],
 }
 
