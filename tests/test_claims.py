@@ -30,6 +30,20 @@ def test_only_the_data_sets_with_statistics_appear(tmp_path):
     assert "| lossy CIFAR-10 (Table 2) | NMI" in (tmp_path / "claims.md").read_text()
 
 
+def test_a_table_with_rows_still_missing_gives_no_verdict_and_is_named(tmp_path):
+    """Fashion-MNIST with the AE and the soft VQ-VAE in but the VAE missing: no verdict against the best of two."""
+    partial = stats({"ae": 0.5, "vae": math.nan, "soft_vqvae": 0.6}, {"ae": 0.01})
+    partial.loc[partial["row"] == "vae", "seeds"] = 0
+    partial.to_csv(tmp_path / "fashion_table1_stats.csv", index=False)
+    stats({"ae": 0.5, "soft_vqvae": 0.4}, {"ae": 0.9}).to_csv(tmp_path / "table2_stats.csv", index=False)
+    df = claims.claims(tmp_path)
+    assert list(df["dataset"]) == ["lossy CIFAR-10 (Table 2)"]
+    assert df.attrs["incomplete"] == {"Fashion-MNIST (Table 1's protocol)": ["vae"]}
+    claims.write_claims(tmp_path)
+    assert "Left out until every row has runs: Fashion-MNIST (Table 1's protocol) (VAE)." in \
+        (tmp_path / "claims.md").read_text()
+
+
 def test_rechoosing_names_each_rules_pick_beside_table1s_and_mnists_own(tmp_path):
     """Fashion-MNIST's noise sweep clusters best at 0 and probes best at 0.1; MNIST's own sweep picks 0 by both
     rules: only the probe's pick differs from Table 1's setting, and it is named for retraining."""
