@@ -29,8 +29,9 @@ from .config import Config, field_type
 from .train import PRECISIONS, flush_to_zero
 
 PRESETS = {
-    "table1": lambda a: experiments.table1(a.seeds, a.iterations, a.dataset or "mnist", validation=a.validation,
-                                           **numerics(a)),
+    "table1": lambda a: experiments.table1(a.seeds, a.iterations, a.dataset or "mnist",
+                                           experiments.table1_rows(a.pick) if a.pick else None,
+                                           validation=a.validation, **numerics(a)),
     "figure4": lambda a: experiments.figure4(a.seeds, a.iterations, **numerics(a)),
     "table2": lambda a: experiments.table2(a.dataset or "cifar10", a.seeds, a.iterations, **numerics(a)),
     "ablation": lambda a: experiments.flatten(experiments.ablation(a.seeds, a.iterations, **numerics(a))),
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
     preset.add_argument("--only", nargs="+", default=None, choices=sorted(BOTTLENECKS), metavar="BOTTLENECK",
                         help="run only these bottlenecks")
+    preset.add_argument("--pick", nargs="+", default=None, metavar="ROW",
+                        help="table1: settings picked on a validation sweep instead of Table 1's, as the sweep's "
+                             "rows name them, e.g. 'noise_std 0.03' 'vae KL/d'")
     preset.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, tf32 or bf16 (GPU)")
     preset.add_argument("--compile", action="store_true", help="torch.compile the training step")
     gpu = sub.add_parser("gpu-check", help="on a CUDA machine: every GPU path once, at most 4 minutes (one JSON)")

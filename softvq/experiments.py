@@ -15,7 +15,7 @@ from .presets import (  # noqa: F401
     PAPER_BASELINES, PAPER_BASELINES_CNN, PAPER_CHOICES, PAPER_SOFT_VQVAE, SCALING_D, SCALING_ROWS, SCALINGS,
     SQVAE_SCALINGS, SVHN_CODE, TABLE1, TABLE2, TABLE2_D, TABLE2_SOFT_CANDIDATES, TABLE2_SWEEP_NOISE, ablation,
     best_row, choose_estimators, choose_table2, estimators, estimators_sweep, figure4, flatten, noise_sweep,
-    official_code, scaling_rows, scaling_sweep, table1, table2, table2_for, table2_rows, table2_sweep,
+    official_code, scaling_rows, scaling_sweep, table1, table1_rows, table2, table2_for, table2_rows, table2_sweep,
 )
 from .runner import MAX_STACK, build_stack, group_stacks, latents, run, run_stack, stack_limit  # noqa: F401
 from .store import CHECKPOINT_DIR, RESULTS_DIR, latents_path, result_path, write_json  # noqa: F401

@@ -65,11 +65,26 @@ PAPER_CHOICES = {"noise_std": dict(noise_std=0.1), "weighting": dict(weighting="
 
 
 def table1(seeds: Sequence[int] = (0, 1, 2), iterations: int = 40_000, dataset: str = "mnist",
-           **overrides) -> list[Config]:
+           rows: Mapping[str, dict] | None = None, **overrides) -> list[Config]:
     """Table 1: MNIST, d = 64, the six bottlenecks; another 28x28 grey data set (fashion-mnist) with MNIST's
-    settings, the recipe as it would be reused."""
+    settings, the recipe as it would be reused, or with `rows` (`table1_rows`: settings chosen there again)."""
     return [Config(dataset=dataset, d=64, iterations=iterations, seed=s, **{**kw, **overrides})
-            for kw in TABLE1.values() for s in seeds]
+            for kw in (rows or TABLE1).values() for s in seeds]
+
+
+def table1_rows(picks: Iterable[str]) -> dict[str, dict]:
+    """TABLE1 with settings picked again from the rows of `noise_sweep` ("noise_std 0.03": the soft VQ-VAE at that
+    noise) and `scaling_sweep` ("vae KL/d": that baseline with that scaling)."""
+    rows = dict(TABLE1)
+    for pick in picks:
+        if pick.startswith("noise_std "):
+            rows["soft_vqvae"] = dict(OFFICIAL_CODE, noise_std=float(pick.split()[1]))
+        elif pick in SCALING_ROWS:
+            rows[SCALING_ROWS[pick]["bottleneck"]] = SCALING_ROWS[pick]
+        else:
+            raise ValueError(f"unknown pick {pick!r}: a row of the noise sweep (noise_std <level>) or of the "
+                             f"scaling sweep ({', '.join(SCALING_ROWS)})")
+    return rows
 
 
 def figure4(seeds: Sequence[int] = (0,), iterations: int = 40_000, **overrides) -> list[Config]:

@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 import json
 from pathlib import Path
@@ -56,6 +57,22 @@ def test_scaling_sweep_pairs_each_baseline_with_both_reductions():
         assert (s.reduction, m.reduction) == ("sum", "mean")
         assert {k for k, v in vars(s).items() if v != vars(m)[k]} == {"reduction"}
         assert s.beta == experiments.PAPER_BASELINES[b]["beta"] == 64 * rows[f"{b} KL/d"][0].beta
+
+
+def test_table1_with_settings_picked_again_is_the_sweeps_rows_at_the_full_budget():
+    """`--pick 'noise_std 0.03' 'vae KL/d'`: those two rows are the sweeps' rows on the test split at 40,000
+    iterations, the other rows stay Table 1's runs (the same ids)."""
+    from softvq import __main__ as cli
+    argv = ["preset", "table1", "--dataset", "fashion-mnist", "--seeds", "0", "--pick", "noise_std 0.03", "vae KL/d"]
+    picked = {c.bottleneck: c for c in cli.build_configs(cli.build_parser().parse_args(argv))}
+    table1 = {c.bottleneck: c for c in experiments.table1((0,), dataset="fashion-mnist")}
+    sweeps = {**experiments.noise_sweep(dataset="fashion-mnist"), **experiments.scaling_sweep(dataset="fashion-mnist")}
+    for bottleneck, row in (("soft_vqvae", "noise_std 0.03"), ("vae", "vae KL/d")):
+        full = dataclasses.replace(sweeps[row][0], validation=False, iterations=40_000)
+        assert picked[bottleneck] == full and picked[bottleneck].run_id != table1[bottleneck].run_id
+    assert all(picked[b] == table1[b] for b in ("ae", "beta_vae", "info_dropout", "vqvae"))
+    with pytest.raises(ValueError, match="unknown pick 'vae KL'"):
+        experiments.table1_rows(["vae KL"])
 
 
 def test_table2_sweeps_choose_on_the_validation_split_of_the_cnn():

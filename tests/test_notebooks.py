@@ -47,7 +47,8 @@ FIGURES = {
     "06_estimators": [f"{t}.{ext}" for t in ("estimators_sweep", "estimators", "estimators_stats", "estimators_codebook",
                                              "estimators_theorem1") for ext in ("csv", "md")] + ["estimators.png"],
     "07_generalization": [f"{t}.{ext}" for t in ("fashion_noise_sweep", "fashion_scaling_sweep", "fashion_rechosen",
-                                                 "fashion_table1", "fashion_table1_stats", "claims")
+                                                 "fashion_table1", "fashion_table1_stats", "fashion_table1_probe",
+                                                 "fashion_table1_probe_stats", "claims")
                           for ext in ("csv", "md")]
                          + ["fashion_tsne.png"],
 }
