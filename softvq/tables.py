@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -66,9 +67,16 @@ def summarize(records: Sequence[dict]) -> dict:
 
 
 def trained_on(record: dict) -> str:
-    """Where a run was trained: the GPU's name, "CPU", or "unrecorded" (runs older than code_version)."""
+    """Where and from what a run was trained: the GPU's name or the CPU's model, then the commit ("AMD EPYC CPU
+    at 1525f9b", "-dirty" with uncommitted changes), since float32 results differ across both; "unrecorded" for
+    runs older than code_version."""
     version = record.get("code_version") or {}
-    return version.get("gpu") or ("CPU" if version.get("device") == "cpu" else "unrecorded")
+    if not version.get("gpu") and version.get("device") != "cpu":
+        return "unrecorded"
+    cpu = " ".join(re.sub(r"\((R|TM)\)", "", version.get("cpu") or "").split())
+    where = version.get("gpu") or (cpu if re.search(r"CPU|Processor", cpu) else " ".join(filter(None, [cpu, "CPU"])))
+    commit = version.get("commit")
+    return f"{where} at {commit[:7]}{'-dirty' if version.get('dirty') else ''}" if commit else where
 
 
 def _row(config: dict, records: Sequence[dict], expected: int) -> dict:
@@ -133,9 +141,9 @@ def budget_note(df: pd.DataFrame) -> str:
 
 
 def _platform_note(df: pd.DataFrame) -> str:
-    """' Trained on: NVIDIA H100.' when every trained row was, or ' Trained on: CPU (rows ...); NVIDIA H100
-    (rows ...).' for rows from more than one kind of device (their numerics differ, so a rerun matches only on the
-    same kind)."""
+    """' Trained on: NVIDIA H100 at <commit>.' when every trained row was, or ' Trained on: AMD EPYC CPU at <commit>
+    (rows ...); NVIDIA H100 at <commit> (rows ...).' for rows from more than one machine or commit (their float32
+    numerics differ, so a rerun matches only on the same kind of machine and commit)."""
     rows: dict[str, list[str]] = {}
     for name, where in df["trained_on"].items():
         if where:

@@ -74,7 +74,10 @@ def test_compare_table2_lossy_cifar_uses_cifar10_column(tmp_path):
 
 def test_budget_note_names_where_the_rows_were_trained(tmp_path):
     configs = experiments.table2("cifar10-jpeg", seeds=(0, 1), iterations=20)
-    where = {"ae": {"device": "cuda:0", "gpu": "NVIDIA H100"}, "vae": {"device": "cpu"}, "vqvae": None}
+    where = {"ae": {"device": "cuda:0", "gpu": "NVIDIA H100", "commit": "0123456789abc", "dirty": False},
+             "vae": {"device": "cpu", "cpu": "AMD EPYC", "commit": "abcdef0123456", "dirty": True},
+             "beta_vae": {"device": "cpu"}, "info_dropout": {"device": "cpu", "cpu": "Intel(R) Xeon(R) Processor"},
+             "vqvae": None}
     for c in configs:
         if c.bottleneck in where:
             record = make_record(c, 0.2, 0.1, 0.4)
@@ -82,10 +85,12 @@ def test_budget_note_names_where_the_rows_were_trained(tmp_path):
                 record["code_version"] = where[c.bottleneck]
             experiments.write_json(record, experiments.result_path(c, tmp_path))
     df = tables.collect(configs, tmp_path)
-    assert list(df["trained_on"]) == ["NVIDIA H100", "CPU", "", "", "unrecorded", ""]
-    assert tables.budget_note(df).endswith(
-        " Trained on: NVIDIA H100 (baseline AE); CPU (VAE); unrecorded (VQ-VAE).")
-    assert tables.budget_note(df.loc[["ae"]]).endswith(" Trained on: NVIDIA H100.")
+    assert list(df["trained_on"]) == ["NVIDIA H100 at 0123456", "AMD EPYC CPU at abcdef0-dirty", "CPU",
+                                      "Intel Xeon Processor", "unrecorded", ""]
+    assert tables.budget_note(df).endswith(" Trained on: NVIDIA H100 at 0123456 (baseline AE); AMD EPYC CPU at "
+                                           "abcdef0-dirty (VAE); CPU (beta-VAE); Intel Xeon Processor (information "
+                                           "dropout); unrecorded (VQ-VAE).")
+    assert tables.budget_note(df.loc[["ae"]]).endswith(" Trained on: NVIDIA H100 at 0123456.")
 
 
 def test_write_table_csv_and_markdown(table1_dir, tmp_path):
