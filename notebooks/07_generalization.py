@@ -128,7 +128,7 @@ if "tsne" in sections:
             if c.bottleneck in ("ae", "soft_vqvae")]
     maps = notebook.tsne_maps(setup, pair, settings["tsne_points"], name="fashion")
     if maps is not None:
-        fig = plots.plot_embeddings(maps, title=plots.title_lines(
+        fig = plots.plot_embeddings(maps, classes=data.CLASS_NAMES[DATASET], title=plots.title_lines(
             data.sample_note([DATASET]), f"t-SNE of Fashion-MNIST test codes z_e (d = 64), "
                                          f"{pair[0].iterations:,} iterations"))
         print("saved", plots.save_figure(fig, setup.figures / "fashion_tsne.png"))

@@ -57,6 +57,10 @@ CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
+# Fashion-MNIST's labels 0-9, in the data set's order
+FASHION_MNIST_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                         "ankle boot")
+CLASS_NAMES = {"fashion-mnist": FASHION_MNIST_CLASSES, "cifar10": CIFAR10_CLASSES, "cifar10-jpeg": CIFAR10_CLASSES}
 CIFAR10_JPEG_TARBALL = "cifar10_LOSSY_jpeg_q75.tar.gz"
 IDX_FILES = (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",

@@ -108,8 +108,9 @@ def tsne(z, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
 
 
 def plot_embeddings(embeddings: Mapping[str, tuple[np.ndarray, np.ndarray]], ncols: int = 2,
-                    title: str = "") -> matplotlib.figure.Figure:
-    """Scatter plots of 2-D embeddings {name: (points (N, 2), labels (N,))}, coloured by label."""
+                    title: str = "", classes: Sequence[str] | None = None) -> matplotlib.figure.Figure:
+    """Scatter plots of 2-D embeddings {name: (points (N, 2), labels (N,))}, coloured by label; the legend
+    names label k `classes[k]` (e.g. `data.CLASS_NAMES[dataset]`), or by its digit without `classes`."""
     import seaborn as sns
     n = len(embeddings)
     nrows = math.ceil(n / ncols)
@@ -119,12 +120,13 @@ def plot_embeddings(embeddings: Mapping[str, tuple[np.ndarray, np.ndarray]], nco
         labels = np.asarray(labels)
         for k in np.unique(labels):
             sel = labels == k
-            ax.scatter(points[sel, 0], points[sel, 1], s=2, color=palette[int(k) % 10], label=str(k))
+            ax.scatter(points[sel, 0], points[sel, 1], s=2, color=palette[int(k) % 10],
+                       label=classes[int(k)] if classes else str(k))
         ax.set_title(paper.LABELS.get(name, name))
         ax.set_xticks([]), ax.set_yticks([])
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend(markerscale=5, fontsize=7, ncol=2, loc="best", title="digit")
+    axes.flat[0].legend(markerscale=5, fontsize=7, ncol=2, loc="best", title="class" if classes else "digit")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -5,7 +5,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from softvq import paper, plots, tables
+from softvq import data, paper, plots, tables
 
 
 def test_history_has_one_panel_per_loss_term(tmp_path):
@@ -38,6 +38,11 @@ def test_embeddings_scatter_every_point_once_per_label():
         assert len(ax.collections) == 10
         drawn = np.concatenate([c.get_offsets() for c in ax.collections])
         assert sorted(map(tuple, drawn)) == sorted(map(tuple, pts))
+    legend = shown[0].get_legend()
+    assert legend.get_title().get_text() == "digit" and legend.get_texts()[3].get_text() == "3"
+    named = plots.plot_embeddings({"ae": (pts, y)}, classes=data.CLASS_NAMES["fashion-mnist"]).axes[0].get_legend()
+    assert named.get_title().get_text() == "class" and [t.get_text() for t in named.get_texts()][8:] == \
+        ["bag", "ankle boot"]
     assert plots.tsne(torch.randn(40, 5)).shape == (40, 2)
     assert len(plots.subsample(100, 10)) == 10 and len(plots.subsample(5, 10)) == 5
 
