@@ -23,6 +23,19 @@ def imports(path: Path) -> tuple[set[str], set[str]]:
     return absolute - set(sys.stdlib_module_names) - {"__future__"}, relative
 
 
+def reached(modules: list[str]) -> tuple[set[str], set[str]]:
+    """(the softvq modules that importing `modules` reaches, the third-party packages they import)."""
+    seen, todo, third_party = set(), list(modules), set()
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            absolute, relative = imports(ROOT / "softvq" / f"{module}.py")
+            third_party |= absolute
+            todo += relative
+    return seen, third_party
+
+
 def requirements() -> dict[str, str]:
     """{distribution (lower case): specifier} of every dependency and extra."""
     found = {}
@@ -34,14 +47,7 @@ def requirements() -> dict[str, str]:
 
 def test_the_core_needs_torch_alone():
     """`import softvq` (the quantizer and the models) reaches only the standard library and torch."""
-    seen, todo, third_party = set(), ["__init__"], set()
-    while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            absolute, relative = imports(ROOT / "softvq" / f"{module}.py")
-            third_party |= absolute
-            todo += relative
+    seen, third_party = reached(["__init__"])
     assert {"quantize", "model", "bottlenecks"} <= seen
     assert third_party == {"torch"}, seen
 
@@ -79,7 +85,7 @@ def test_the_notebooks_install_cell_brings_what_the_notebooks_import():
     local and Slurm launchers (the cluster extra), and softvq.launch runs inline without it."""
     source = (ROOT / "notebooks" / "01_theorem1.py").read_text()
     extra = re.search(r'"SOFTVQ_PIP", "softvq\[(\w+)\] @ ', source).group(1)
-    reached, todo, third_party = set(), [], set()
+    todo, third_party = [], set()
     for path in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module == "softvq":
@@ -87,13 +93,8 @@ def test_the_notebooks_install_cell_brings_what_the_notebooks_import():
             elif isinstance(node, ast.ImportFrom) and node.module.startswith("softvq."):
                 todo.append(node.module.split(".")[1])
         third_party |= imports(path)[0] - {"softvq"}
-    while todo:
-        module = todo.pop()
-        if module not in reached:
-            reached.add(module)
-            absolute, relative = imports(ROOT / "softvq" / f"{module}.py")
-            third_party |= absolute
-            todo += relative
-    assert {"notebook", "plots", "theorem1"} <= reached
+    modules, packages = reached(todo)
+    third_party |= packages
+    assert {"notebook", "plots", "theorem1"} <= modules
     needed = {DISTRIBUTIONS.get(name, name).lower() for name in third_party} - {"ipython", "submitit"}
     assert needed - extra_closure(extra) == set(), f"softvq[{extra}] lacks them"
