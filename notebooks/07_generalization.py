@@ -26,7 +26,8 @@
 # 10 classes, and is harder: the same network, the same protocol. Here:
 #
 # 1. **The recipe as someone would reuse it**: Table 1's protocol on Fashion-MNIST with the settings chosen on
-#    MNIST (d = 64, the paper's iterations, the budget's seeds, K-means with 100 starts, the same probe).
+#    MNIST (d = 64, the paper's iterations, the budget's seeds, K-means with 100 starts, the same probe), and
+#    how its two quantizers use their codebooks.
 # 2. **Whether choosing again changes the verdict**: the noise level and the baselines' loss scaling chosen
 #    on a Fashion-MNIST validation split (one seed, shorter runs), beside MNIST's choices.
 # 3. **The claims by data set**: MNIST, Fashion-MNIST and the lossy CIFAR-10 copy, from the committed tables.
@@ -47,7 +48,7 @@ except ImportError:
 
 # %% tags=["parameters"]
 budget = "quick"            # "quick": 50 iterations, 1 seed; "cpu": what the README reports
-sections = ["sweeps", "table", "probe", "tsne", "claims"]
+sections = ["sweeps", "table", "codebook", "probe", "tsne", "claims"]
 train_missing = True        # train the runs whose results are missing
 overrides = {}              # any budget setting or option (softvq.notebook.OPTIONS), e.g. {"seeds": (0, 1)}
 
@@ -96,6 +97,29 @@ if "table" in sections:
     df, stats = setup.tabulate(table, "fashion_table1", reference="soft_vqvae", statistics=True, records=raw)
     notebook.verdict("Verdict: which bottleneck's codes cluster and classify best on Fashion-MNIST.",
                      verdicts.table_verdict(df, stats))
+
+# %% [markdown]
+# ## How the two quantizers use their codebooks on Fashion-MNIST
+#
+# The statistics every VQ-VAE and soft VQ-VAE run stores at its end (notebook 05 explains them), for the two
+# quantizer rows of the table above (K = 128, test set).
+
+# %%
+if "codebook" in sections:
+    quantizers = [c for c in experiments.table1(settings["seeds"], settings["iterations"], DATASET, **setup.presets)
+                  if c.bottleneck in ("vqvae", "soft_vqvae")]
+    setup.run(quantizers)
+    codebook_records = tables.records_by_row(quantizers, setup.results)
+    codebook_df = tables.codebook_table(codebook_records)
+    tables.write_codebook_table(codebook_df, "fashion_codebook", setup.figures, budget=budget,
+                                note=f"Table 1's quantizer rows on Fashion-MNIST (d = 64, K = 128), "
+                                     f"{settings['iterations']:,} iterations; statistics on the test set.")
+    display(codebook_df)
+    notebook.verdict("Verdict.", verdicts.codebook_verdict(codebook_df))
+    fig = plots.plot_codebook(codebook_records, title=plots.title_lines(
+        data.sample_note([DATASET]), f"Fashion-MNIST quantizers, {settings['iterations']:,} iterations, "
+                                     f"one line per seed"))
+    print("saved", plots.save_figure(fig, setup.figures / "fashion_codebook.png"))
 
 # %% [markdown]
 # ## The same protocol with the settings Fashion-MNIST's probe picks

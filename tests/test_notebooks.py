@@ -48,9 +48,9 @@ FIGURES = {
                                              "estimators_theorem1") for ext in ("csv", "md")] + ["estimators.png"],
     "07_generalization": [f"{t}.{ext}" for t in ("fashion_noise_sweep", "fashion_scaling_sweep", "fashion_rechosen",
                                                  "fashion_table1", "fashion_table1_stats", "fashion_table1_probe",
-                                                 "fashion_table1_probe_stats", "claims")
+                                                 "fashion_table1_probe_stats", "fashion_codebook", "claims")
                           for ext in ("csv", "md")]
-                         + ["fashion_tsne.png"],
+                         + ["fashion_tsne.png", "fashion_codebook.png"],
 }
 
 
