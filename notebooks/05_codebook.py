@@ -58,7 +58,7 @@ train_missing = True        # train the Table 1 and 2 quantizer runs whose resul
 overrides = {}              # e.g. {"table2_iterations": 100}: any budget setting or option (softvq.notebook.OPTIONS)
 
 # %%
-from softvq import data, experiments, notebook, plots, tables, verdicts
+from softvq import data, experiments, notebook, plots, tables
 
 setup = notebook.setup(budget, overrides, train_missing, iterations=iterations, seeds=seeds,
                        table2_datasets=table2_datasets)
@@ -66,9 +66,6 @@ settings = setup.settings
 QUANTIZERS = ("vqvae", "soft_vqvae")
 configs = [c for c in experiments.table1(settings["seeds"], settings["iterations"], **setup.presets)
            if c.bottleneck in QUANTIZERS]
-setup.run(configs)
-records = tables.records_by_row(configs, setup.results)
-{row: len(recs) for row, recs in records.items()}
 
 # %% [markdown]
 # ## The numbers
@@ -76,12 +73,8 @@ records = tables.records_by_row(configs, setup.results)
 # Mean ± sample standard deviation over seeds (runs made before the statistics were recorded are skipped).
 
 # %%
-df = tables.codebook_table(records)
-tables.write_codebook_table(df, "codebook_table1", setup.figures, budget=budget,
-                            note=f"Table 1 quantizer rows (MNIST, d = 64, K = 128), {settings['iterations']:,} "
-                                 f"iterations; statistics on the test set.")
-display(df)
-notebook.verdict("Verdict.", verdicts.codebook_verdict(df))
+df, records = setup.codebook(configs, "codebook_table1", note=f"Table 1 quantizer rows (MNIST, d = 64, K = 128), "
+                             f"{settings['iterations']:,} iterations; statistics on the test set.")
 
 # %% [markdown]
 # ## Usage by codeword and the learned variances
@@ -108,11 +101,7 @@ for dataset in setup.table2_datasets:
                                   setup.results, **setup.presets)
     configs2 = [c for c in experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"],
                                               rows=rows, **setup.presets) if c.bottleneck in QUANTIZERS]
-    setup.run(configs2)
-    df2 = tables.codebook_table(tables.records_by_row(configs2, setup.results))
     label = tables.DATASET_LABELS.get(dataset, dataset)
-    tables.write_codebook_table(df2, setup.stem("codebook_table2", dataset), setup.figures, budget=budget,
-                                note=f"Table 2 quantizer rows ({label}, d = 256), {configs2[0].iterations:,} "
-                                     f"iterations; statistics on the test set.")
-    display(df2)
-    notebook.verdict(f"Verdict ({label}).", verdicts.codebook_verdict(df2))
+    setup.codebook(configs2, setup.stem("codebook_table2", dataset), title=f"Verdict ({label}).",
+                   note=f"Table 2 quantizer rows ({label}, d = 256), {configs2[0].iterations:,} iterations; "
+                        f"statistics on the test set.")

@@ -53,7 +53,7 @@ train_missing = True        # train the runs whose results are missing
 overrides = {}              # any budget setting or option (softvq.notebook.OPTIONS), e.g. {"seeds": (0, 1)}
 
 # %%
-from softvq import claims, data, experiments, notebook, plots, tables, verdicts
+from softvq import claims, data, experiments, notebook, plots, verdicts
 
 DATASET = "fashion-mnist"
 setup = notebook.setup(budget, overrides, train_missing)
@@ -108,14 +108,9 @@ if "table" in sections:
 if "codebook" in sections:
     quantizers = [c for c in experiments.table1(settings["seeds"], settings["iterations"], DATASET, **setup.presets)
                   if c.bottleneck in ("vqvae", "soft_vqvae")]
-    setup.run(quantizers)
-    codebook_records = tables.records_by_row(quantizers, setup.results)
-    codebook_df = tables.codebook_table(codebook_records)
-    tables.write_codebook_table(codebook_df, "fashion_codebook", setup.figures, budget=budget,
-                                note=f"Table 1's quantizer rows on Fashion-MNIST (d = 64, K = 128), "
-                                     f"{settings['iterations']:,} iterations; statistics on the test set.")
-    display(codebook_df)
-    notebook.verdict("Verdict.", verdicts.codebook_verdict(codebook_df))
+    _, codebook_records = setup.codebook(quantizers, "fashion_codebook", note=(
+        f"Table 1's quantizer rows on Fashion-MNIST (d = 64, K = 128), {settings['iterations']:,} iterations; "
+        f"statistics on the test set."))
     fig = plots.plot_codebook(codebook_records, title=plots.title_lines(
         data.sample_note([DATASET]), f"Fashion-MNIST quantizers, {settings['iterations']:,} iterations, "
                                      f"one line per seed"))

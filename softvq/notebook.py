@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import budgets, data, plots, runner, store, tables
+from . import budgets, data, plots, runner, store, tables, verdicts
 from .config import Config
 from .evaluation import evaluate_raw
 from .presets import flatten
@@ -127,6 +127,20 @@ class Setup:
         if statistics:
             _display(tables.format_statistics(stats))
         return df, stats
+
+    def codebook(self, configs: Mapping[str, Sequence[Config]] | Sequence[Config], stem: str, note: str,
+                 title: str = "Verdict.") -> tuple[pd.DataFrame, dict[str, list[dict]]]:
+        """A codebook section: train the quantizer runs of `configs` whose results are missing (`run`), write
+        figures/<stem>.csv and .md of `tables.codebook_table` over their stored statistics, show it and its
+        verdict (`verdicts.codebook_verdict`). Returns the table and the records by row (for
+        `plots.plot_codebook`)."""
+        self.run(configs)
+        records = tables.records_by_row(configs, self.results)
+        df = tables.codebook_table(records)
+        tables.write_codebook_table(df, stem, self.figures, note=note, budget=self.budget)
+        _display(df)
+        verdict(title, verdicts.codebook_verdict(df))
+        return df, records
 
 
 def setup(budget: str = "quick", overrides: Mapping | None = None, train_missing: bool = True,

@@ -72,6 +72,22 @@ def test_tabulate_writes_the_table_and_its_statistics_and_names_the_missing_runs
     assert "model" in printed                                        # both tables shown (printed outside IPython)
 
 
+
+def test_a_codebook_section_tabulates_the_stored_statistics_and_says_what_they_mean(quick, trainings, monkeypatch):
+    verdicts = []
+    monkeypatch.setattr(notebook, "verdict", lambda title, text: verdicts.append((title, text)))
+    configs = [c for c in experiments.table1((0, 1), 20) if c.bottleneck in ("vqvae", "soft_vqvae")]
+    for c, used in zip(configs, (2, 4, 3)):                          # the soft VQ-VAE's seed 1 is missing
+        record = make_record(c, 0.5, 0.5, 0.9)
+        record["codebook"] = {"K": 4, "codewords_used": used, "dead_codewords": 4 - used, "perplexity_hard": 2.0}
+        store.write_json(record, store.result_path(c, quick.results))
+    df, records = quick.codebook(configs, "cb", note="a note", title="Codebooks.")
+    assert len(trainings) == 1 and [len(records[row]) for row in ("vqvae", "soft_vqvae")] == [2, 1]
+    assert df.loc["vqvae", "codewords_used"] == 3 and df.loc["soft_vqvae", "seeds"] == 1
+    assert "a note" in (quick.figures / "cb.md").read_text()
+    (title, text), = verdicts
+    assert title == "Codebooks." and "uses 3 of its K = 4 codewords (75%)" in text
+
 def test_a_chosen_reference_waits_for_every_run(quick, trainings):
     sweep = {"low": experiments.table1((0,), 20)[:1], "high": experiments.table1((0,), 20)[1:2]}   # ae, vae
     write_results(sweep["high"], quick.results, {("vae", 0): (0.6, 0.6, 0.93)})
