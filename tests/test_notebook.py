@@ -72,7 +72,6 @@ def test_tabulate_writes_the_table_and_its_statistics_and_names_the_missing_runs
     assert "model" in printed                                        # both tables shown (printed outside IPython)
 
 
-
 def test_a_codebook_section_tabulates_the_stored_statistics_and_says_what_they_mean(quick, trainings, monkeypatch):
     verdicts = []
     monkeypatch.setattr(notebook, "verdict", lambda title, text: verdicts.append((title, text)))
@@ -87,6 +86,7 @@ def test_a_codebook_section_tabulates_the_stored_statistics_and_says_what_they_m
     assert "a note" in (quick.figures / "cb.md").read_text()
     (title, text), = verdicts
     assert title == "Codebooks." and "uses 3 of its K = 4 codewords (75%)" in text
+
 
 def test_a_chosen_reference_waits_for_every_run(quick, trainings):
     sweep = {"low": experiments.table1((0,), 20)[:1], "high": experiments.table1((0,), 20)[1:2]}   # ae, vae
