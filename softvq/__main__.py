@@ -8,6 +8,7 @@
     python -m softvq preset table2-sweep --dataset cifar10-jpeg --iterations 2000 --seeds 0 1
     python -m softvq preset estimators-sweep --seeds 0        # choosing the estimators study's settings
     python -m softvq preset estimators --seeds 0 1 2 3 4 --results results/estimators
+    python -m softvq preset quantizers-sweep --dataset mnist --seeds 0 1   # today's quantizers' settings
     python -m softvq preset table1 --precision bf16 --compile --device cuda    # GPU numerics
     python -m softvq preset table1 --seeds 0 1 2 3 4 --launcher slurm --partition gpu --gpus-per-job 1
     python -m softvq gpu-check                        # on a CUDA machine: every GPU path once -> JSON
@@ -24,8 +25,8 @@ import dataclasses
 import json
 
 from . import data, experiments, gpu_check, gpu_run, launch
-from .bottlenecks import BOTTLENECKS
 from .config import Config, field_type
+from .model import ALL_BOTTLENECKS
 from .train import PRECISIONS, flush_to_zero
 
 PRESETS = {
@@ -46,10 +47,14 @@ PRESETS = {
                                                                            **numerics(a))),
     "estimators-sweep": lambda a: experiments.flatten(experiments.estimators_sweep(a.seeds, a.iterations,
                                                                                    **numerics(a))),
+    "quantizers-sweep": lambda a: experiments.flatten(experiments.quantizers_sweep(a.seeds, a.iterations,
+                                                                                   dataset=a.dataset or "mnist",
+                                                                                   **numerics(a))),
     "estimators": lambda a: experiments.flatten(experiments.estimators(a.seeds, a.iterations, **numerics(a))),
 }
 # --iterations when not given: the paper's 40,000, except Table 2 (None: each row's own budget) and the sweeps
-DEFAULT_ITERATIONS = {"table2": None, "table2-sweep": 2_000, "table2-scaling": 2_000, "estimators-sweep": 5_000}
+DEFAULT_ITERATIONS = {"table2": None, "table2-sweep": 2_000, "table2-scaling": 2_000, "estimators-sweep": 5_000,
+                      "quantizers-sweep": 5_000}
 
 
 def numerics(args: argparse.Namespace) -> dict:
@@ -83,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     preset.add_argument("--dataset", default=None, help="table1, noise, scaling: mnist (default) or fashion-mnist; table2, "
                         "table2-sweep and table2-scaling: cifar10 (default), svhn, cifar10-jpeg")
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
-    preset.add_argument("--only", nargs="+", default=None, choices=sorted(BOTTLENECKS), metavar="BOTTLENECK",
+    preset.add_argument("--only", nargs="+", default=None, choices=sorted(ALL_BOTTLENECKS), metavar="BOTTLENECK",
                         help="run only these bottlenecks")
     preset.add_argument("--pick", nargs="+", default=None, metavar="ROW",
                         help="table1: settings picked on a validation sweep instead of Table 1's, as the sweep's "

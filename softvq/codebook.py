@@ -1,4 +1,4 @@
-"""How a trained VQ-VAE or soft VQ-VAE uses its codebook: codewords used, perplexity, softness, sigma_k.
+"""How a trained quantizer (VQ-VAE, soft VQ-VAE, SQ-VAE, a peer quantizer) uses its codebook: codewords used, perplexity, softness, sigma_k.
 
 `assignments` encodes a data set with a trained stack; `statistics` turns one model's assignments into a
 small JSON-ready record (stored in every VQ-VAE and soft VQ-VAE results JSON, so that the codebook table and
@@ -11,6 +11,7 @@ from typing import Mapping
 import torch
 
 from .bottlenecks import SoftVectorQuantized, StochasticQuantized, VectorQuantized
+from .peers import PeerQuantized
 from .quantize import nearest_codeword, perplexity, soft_quantize
 
 USAGE_DIGITS = 6            # rounding of the per-codeword lists stored in results JSONs
@@ -22,11 +23,12 @@ def assignments(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, tor
 
     Returns z_e (M, N, d) and the posterior p(mu_k | z_e) (M, N, K): eq. 7 for the soft VQ-VAE (no noise at
     evaluation), the one-hot nearest codeword (eq. 1) for the VQ-VAE, the stochastic quantization
-    P(b_k | z) for the SQ-VAE; for the soft VQ-VAE also the log variances log sigma_k^2 (M, N, K).
+    P(b_k | z) for the SQ-VAE, the one-hot code a peer quantizer (`softvq.peers`) picks; for the soft VQ-VAE
+    also the log variances log sigma_k^2 (M, N, K).
     """
     bn = model.bottleneck
-    if not isinstance(bn, (VectorQuantized, SoftVectorQuantized, StochasticQuantized)):
-        raise ValueError(f"codebook statistics need a 'vqvae', 'soft_vqvae' or 'sqvae' bottleneck, "
+    if not isinstance(bn, (VectorQuantized, SoftVectorQuantized, StochasticQuantized, PeerQuantized)):
+        raise ValueError(f"codebook statistics need a quantizer bottleneck (vqvae, soft_vqvae, sqvae or a peer), "
                          f"not {type(bn).__name__}")
     soft = isinstance(bn, SoftVectorQuantized)
     parts: dict[str, list] = {"z_e": [], "posterior": []} | ({"log_var": []} if soft else {})
@@ -40,6 +42,8 @@ def assignments(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, tor
                 parts["log_var"].append(log_var.cpu())
             elif isinstance(bn, StochasticQuantized):
                 post = torch.softmax(bn.logits(z), -1)
+            elif isinstance(bn, PeerQuantized):
+                post = torch.nn.functional.one_hot(bn.codes(h)[2], bn.num_codes).float()
             else:
                 index = nearest_codeword(z, bn.codebook)[1]
                 post = torch.nn.functional.one_hot(index, bn.codebook.shape[-2]).float()

@@ -16,19 +16,23 @@ import numbers
 from dataclasses import dataclass
 
 from . import data
-from .bottlenecks import BOTTLENECKS, REDUCTIONS
-from .model import RECONSTRUCTIONS
+from .bottlenecks import REDUCTIONS
+from .model import ALL_BOTTLENECKS, RECONSTRUCTIONS
+from .peers import PEERS
 from .quantize import ESTIMATORS, WEIGHTINGS
 from .train import PRECISIONS
 
-STACKABLE = ("seed", "beta", "noise_std", "vq_weight", "temperature", "sigma_floor", "var_init")  # may differ
+PEER_FIELDS = {"rotation_trick": True, "ema_decay": 0.8, "dead_code": 0.0, "levels": "", "input_scale": 1.0,
+               "reparam_variance": 5e-3}                   # the peer quantizers' settings and their defaults
+STACKABLE = ("seed", "beta", "noise_std", "vq_weight", "temperature", "sigma_floor", "var_init",  # may differ
+             *(f for f in PEER_FIELDS if f != "levels"))
 HASHED_WHEN_SET = {"probe_iterations": 500, "train_size": 0, "eval_size": 0,   # in a run id's hash only when
                    "precision": "fp32", "compile": False,                        # they differ from the default
                    "estimator": "mean", "temperature": 1.0, "sigma_floor": 0.0, "var_init": 1.0,
-                   "kmeans": "sklearn", "data_source": "full"}
+                   "kmeans": "sklearn", "data_source": "full", **PEER_FIELDS}
 EVALUATION = ("kmeans_n_init", "probe_iterations", "train_size", "eval_size", "kmeans")  # how codes are scored
 KMEANS = ("sklearn", "torch")                 # sklearn's random starts; softvq.kmeans_torch's batched k-means++
-QUANTIZERS = ("vqvae", "soft_vqvae", "sqvae")                 # bottlenecks with a codebook
+QUANTIZERS = ("vqvae", "soft_vqvae", "sqvae", *PEERS)          # bottlenecks with a codebook
 
 
 def _one_of(choices) -> tuple:
@@ -51,7 +55,7 @@ _BOOLEAN = (lambda v: isinstance(v, bool)), "True or False"
 # Every Config field: (is the value allowed, description of the allowed values), checked when it is built.
 FIELD_CHECKS = {
     "dataset": (data.is_known, f"one of {sorted(data.DATASETS)} or '{data.FOLDER_PREFIX}/path/to/dir'"),
-    "bottleneck": _one_of(BOTTLENECKS),
+    "bottleneck": _one_of(ALL_BOTTLENECKS),
     "weighting": _one_of(WEIGHTINGS),
     "recon": _one_of(RECONSTRUCTIONS),
     "reduction": _one_of(REDUCTIONS),
@@ -65,6 +69,12 @@ FIELD_CHECKS = {
     "precision": _one_of(PRECISIONS),
     "compile": _BOOLEAN,
     "kmeans": _one_of(KMEANS),
+    "rotation_trick": _BOOLEAN,
+    "ema_decay": ((lambda v: _number(v) and 0 < v < 1), "a finite number in (0, 1)"),
+    "dead_code": _NON_NEGATIVE,
+    "levels": ((lambda v: v == "" or (isinstance(v, str) and all(p.isdigit() and int(p) >= 3 for p in v.split("-")))),
+               "'' or FSQ levels of at least 3 joined by '-', e.g. '8-4-4'"),
+    **dict.fromkeys(("input_scale", "reparam_variance"), _POSITIVE),
 }
 
 
@@ -83,7 +93,10 @@ class Config:
     on a GPU). `estimator` ("mean", the paper; "sample"; "argmax") is what the soft
     VQ-VAE's decoder gets from the posterior, `temperature` its Gumbel-softmax temperature ("sample") and
     the SQ-VAE's, `sigma_floor` a floor on the soft VQ-VAE's sigma_k (0: none), `var_init` the SQ-VAE's
-    initial variance s^2.
+    initial variance s^2. The PEER_FIELDS are the settings of today's quantizers (`softvq.peers`; `beta` is
+    their commitment weight): `rotation_trick` (vq_ema, simvq), `ema_decay` and `dead_code` (vq_ema; dead_code
+    also diveq, where it must be > 0), `levels` (fsq, whose K is their product), `input_scale` (fsq) and
+    `reparam_variance` (diveq); other bottlenecks keep their defaults.
     """
     dataset: str = "mnist"
     bottleneck: str = "soft_vqvae"
@@ -112,6 +125,12 @@ class Config:
     sigma_floor: float = 0.0
     var_init: float = 1.0
     kmeans: str = "sklearn"
+    rotation_trick: bool = True
+    ema_decay: float = 0.8
+    dead_code: float = 0.0
+    levels: str = ""
+    input_scale: float = 1.0
+    reparam_variance: float = 5e-3
 
     def __post_init__(self):
         for name, (allowed, expected) in FIELD_CHECKS.items():
@@ -122,6 +141,20 @@ class Config:
         if self.estimator != "mean" and (self.bottleneck != "soft_vqvae" or self.weighting == "svhn_code"):
             raise ValueError(f"Config.estimator = {self.estimator!r} needs bottleneck 'soft_vqvae' with a weighting "
                              f"other than 'svhn_code'")
+        self._check_peer_fields()
+
+    def _check_peer_fields(self) -> None:
+        """The PEER_FIELDS: defaults for other bottlenecks; FSQ's levels multiply to K; DiVeQ replaces dead codes."""
+        changed = [f for f, default in PEER_FIELDS.items() if getattr(self, f) != default]
+        if self.bottleneck not in PEERS and changed:
+            raise ValueError(f"Config.{changed[0]} is a setting of the peer quantizers ({', '.join(PEERS)}), not of "
+                             f"{self.bottleneck!r}")
+        if (self.bottleneck == "fsq") != bool(self.levels):
+            raise ValueError("Config.levels: FSQ needs its levels (e.g. '8-4-4') and no other bottleneck takes them")
+        if self.bottleneck == "fsq" and math.prod(map(int, self.levels.split("-"))) != self.K:
+            raise ValueError(f"Config.K = {self.K} is not the number of FSQ codes of levels {self.levels!r}")
+        if self.bottleneck == "diveq" and self.dead_code <= 0:
+            raise ValueError("Config.dead_code must be > 0 for 'diveq' (the library replaces its dead codes)")
 
     @property
     def net(self) -> str:
@@ -154,6 +187,8 @@ class Config:
             kwargs.update(weighting=self.weighting, log_var_bound=self.log_var_bound, estimator=self.estimator)
         if self.bottleneck == "sqvae":
             kwargs["log_var_bound"] = self.log_var_bound
+        if self.bottleneck == "fsq":
+            kwargs["levels"] = self.levels
         return kwargs
 
 

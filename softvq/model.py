@@ -13,8 +13,10 @@ import torch.nn.functional as F
 
 from .bottlenecks import BOTTLENECKS
 from .nets import NETWORKS, reset_stacked
+from .peers import PEERS
 
 RECONSTRUCTIONS = ("bce", "mse_var")
+ALL_BOTTLENECKS = {**BOTTLENECKS, **PEERS}       # the paper's six and SQ-VAE, then today's quantizers
 
 
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:
@@ -77,11 +79,25 @@ class AutoEncoder(nn.Module):
             xb = x[i:i + batch_size].to(device)
             yield xb.expand(self.bottleneck.n_models, *xb.shape)
 
-    def encode(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        """z_e of every input for every model: x (N, ...) -> (M, N, d), in evaluation mode."""
+    def encode(self, x: torch.Tensor, batch_size: int = 1000, decoder_input: bool = False) -> torch.Tensor:
+        """z_e of every input for every model: x (N, ...) -> (M, N, d), in evaluation mode; with `decoder_input`
+        the code the decoder gets instead (a quantizer's quantized code)."""
+        which = 0 if decoder_input else 1
         with self.evaluating():
-            return torch.cat([self.bottleneck(self.encoder(xb))[1] for xb in self.stacked_batches(x, batch_size)],
+            return torch.cat([self.bottleneck(self.encoder(xb))[which] for xb in self.stacked_batches(x, batch_size)],
                              dim=1)
+
+    def reconstruction_error(self, x: torch.Tensor, batch_size: int = 1000) -> dict[str, torch.Tensor]:
+        """Evaluation-mode reconstruction of x (N, ...) per model, each (M,) on the CPU: "recon", the model's own
+        reconstruction loss per input (averaged over x), and "mse", the mean squared error per pixel of the
+        decoded image in [0, 1] (the same measure for every loss and bottleneck)."""
+        recon, squared = 0.0, 0.0
+        with self.evaluating():
+            for xb in self.stacked_batches(x, batch_size):
+                logits = at_least_float32(self.decoder(self.bottleneck(self.encoder(xb))[0]))
+                recon = recon + self.reconstruction_loss(logits, xb) * xb.shape[1]
+                squared = squared + (torch.sigmoid(logits) - xb).pow(2).flatten(2).mean(-1).sum(-1)
+        return {"recon": (recon / len(x)).cpu(), "mse": (squared / len(x)).cpu()}
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decoded images (M, N, ...) of x (N, ...) in evaluation mode, pixel values in [0, 1]."""
@@ -95,20 +111,20 @@ def build_model(image_shape: Sequence[int], bottleneck: str, dim: int, net: str 
                 widths: Sequence[int] | None = None, **bottleneck_kwargs) -> AutoEncoder:
     """A stack of len(seeds) autoencoders, model m initialised from torch.Generator(seed=seeds[m]).
 
-    `bottleneck` is one of BOTTLENECKS; `bottleneck_kwargs` go to its constructor (beta, num_codes,
+    `bottleneck` is one of ALL_BOTTLENECKS; `bottleneck_kwargs` go to its constructor (beta, num_codes,
     noise_std, ...). `widths` replaces the encoder's layer widths (MLP: 500-500-2000, CNN: 64-128-256-512;
     the decoder mirrors them), e.g. for small test models. A model built in a stack has the same initial
     weights as built alone.
     """
-    if bottleneck not in BOTTLENECKS:
-        raise ValueError(f"unknown bottleneck {bottleneck!r}; expected one of {sorted(BOTTLENECKS)}")
+    if bottleneck not in ALL_BOTTLENECKS:
+        raise ValueError(f"unknown bottleneck {bottleneck!r}; expected one of {sorted(ALL_BOTTLENECKS)}")
     if net not in NETWORKS:
         raise ValueError(f"unknown network {net!r}; expected one of {sorted(NETWORKS)}")
     n = len(seeds)
     enc_cls, dec_cls = NETWORKS[net]
     enc_widths, dec_widths = ((tuple(widths),), (tuple(reversed(widths)),)) if widths else ((), ())
     encoder = enc_cls(image_shape, *enc_widths, n_models=n)
-    model = AutoEncoder(encoder, BOTTLENECKS[bottleneck](encoder.out_features, dim, n_models=n, **bottleneck_kwargs),
+    model = AutoEncoder(encoder, ALL_BOTTLENECKS[bottleneck](encoder.out_features, dim, n_models=n, **bottleneck_kwargs),
                         dec_cls(dim, image_shape, *dec_widths, n_models=n), recon=recon, pixel_var=pixel_var)
     reset_stacked(model, [torch.Generator().manual_seed(int(s)) for s in seeds])
     return model

@@ -7,6 +7,7 @@ them (`best_row`: the best mean validation CHOICE_METRIC).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -264,6 +265,39 @@ def estimators(seeds: Sequence[int] = (0, 1, 2, 3, 4), iterations: int = 40_000,
             "vqvae": TABLE1["vqvae"]}
     return {name: [Config(dataset="mnist", d=64, seed=s, iterations=iterations, **{**row, **overrides})
                    for s in seeds] for name, row in rows.items()}
+
+
+# The quantizers study (beyond the paper): today's quantizers (`softvq.peers`) on Table 1's protocol beside the
+# soft VQ-VAE. Each takes the VQ-VAE row's losses and batch (Bernoulli log-likelihood summed over pixels, latent
+# terms summed over d, batch 32) and K = 128 codes (FSQ: the product of its levels); the settings their authors
+# and the library name as the ones that matter form a small grid, chosen on the validation split by
+# QUANTIZER_CHOICE_METRIC, the rule that chose Table 1's loss scaling. ROTATION names the gradient estimator of
+# VectorQuantize and SimVQ: the rotation trick (the library's default) or straight-through.
+DEAD_CODE = 0.05            # EMA assignments per batch below which a codeword is replaced: a fifth of batch / K
+ROTATION = {True: "rotation", False: "straight-through"}
+FSQ_LEVELS = ("8-4-4", "5-5-5")
+QUANTIZER_CANDIDATES = {
+    **{f"vq_ema {ROTATION[r]} beta {b:g} decay {dc:g}": dict(bottleneck="vq_ema", K=128, beta=b, ema_decay=dc,
+                                                              rotation_trick=r, dead_code=DEAD_CODE)
+       for r in (True, False) for b in (0.25, 1.0) for dc in (0.8, 0.99)},
+    **{f"simvq {ROTATION[r]} beta {b:g}": dict(bottleneck="simvq", K=128, beta=b, rotation_trick=r)
+       for r in (True, False) for b in (0.25, 1.0)},
+    **{f"fsq levels {lv} scale {sc:g}": dict(bottleneck="fsq", K=math.prod(map(int, lv.split("-"))), levels=lv,
+                                             input_scale=sc)
+       for lv in FSQ_LEVELS for sc in (0.25, 1.0)},
+    **{f"diveq variance {v:g}": dict(bottleneck="diveq", K=128, reparam_variance=v, dead_code=DEAD_CODE)
+       for v in (5e-3, 5e-2)},
+}
+QUANTIZER_CHOICE_METRIC = "cluster_acc"
+
+
+def quantizers_sweep(seeds: Sequence[int] = (0, 1), iterations: int = 5_000, validation: bool = True,
+                     dataset: str = "mnist", **overrides) -> dict[str, list[Config]]:
+    """Every candidate of QUANTIZER_CANDIDATES on the validation split of `dataset` (MNIST or Fashion-MNIST),
+    d = 64."""
+    return {name: [Config(dataset=dataset, d=64, seed=s, iterations=iterations, validation=validation,
+                          **{**TABLE1["vqvae"], **row, **overrides}) for s in seeds]
+            for name, row in QUANTIZER_CANDIDATES.items()}
 
 
 def flatten(configs: Iterable[Config] | Mapping[str, Sequence[Config]]) -> list[Config]:

@@ -17,10 +17,11 @@ from typing import Iterable, Mapping, Sequence
 import torch
 
 from . import codebook, data, launch, store
-from .config import QUANTIZERS, STACKABLE, Config
+from .config import PEER_FIELDS, QUANTIZERS, STACKABLE, Config
 from .estimator_swap import swap as swap_estimators
 from .evaluation import downstream, splits
 from .model import build_model
+from .peers import PEERS
 from .presets import flatten
 from .provenance import code_version
 from .store import CHECKPOINT_DIR, RESULTS_DIR
@@ -44,7 +45,8 @@ def build_stack(configs: Sequence[Config], x_train: torch.Tensor):
     if first.bottleneck not in ("ae", "sqvae"):
         kwargs["beta"] = [c.beta for c in configs]
     per_model_fields = {"soft_vqvae": ("noise_std", "vq_weight", "temperature", "sigma_floor"),
-                        "sqvae": ("vq_weight", "temperature", "var_init")}
+                        "sqvae": ("vq_weight", "temperature", "var_init"),
+                        **dict.fromkeys(PEERS, tuple(f for f in STACKABLE if f in PEER_FIELDS))}
     for name in per_model_fields.get(first.bottleneck, ()):
         kwargs[name] = [getattr(c, name) for c in configs]
     return build_model(x_train.shape[1:], first.bottleneck, first.d, net=first.net, seeds=[c.seed for c in configs],
@@ -105,19 +107,25 @@ def _evaluate(configs: Sequence[Config], model, history: dict, data_splits: tupl
              if first.bottleneck == "soft_vqvae" else None)
     z_tr = model.encode(x_tr).cpu()
     z_ev = codes["z_e"] if codes is not None else model.encode(x_ev).cpu()      # the same z_e, encoded once
+    quantized = [model.encode(x, decoder_input=True).cpu() for x in (x_tr, x_ev)] if codes is not None else None
+    error = model.reconstruction_error(x_ev)
     terms = [k for k in history if k not in ("iteration", "wall_time")]
     records = []
     for m, c in enumerate(configs):
         began = time.perf_counter()
         scores, how = downstream(z_tr[m], y_tr, z_ev[m], y_ev, c.kmeans_n_init, c.seed, c.probe_iterations,
                                  c.kmeans, device)
+        extra = {"reconstruction": {k: float(v[m]) for k, v in error.items()}}
+        if quantized is not None:        # the second view: the scores of the code the decoder gets
+            extra["metrics_quantized"] = downstream(quantized[0][m], y_tr, quantized[1][m], y_ev, c.kmeans_n_init,
+                                                    c.seed, c.probe_iterations, c.kmeans, device)[0]
         store.write_latents(z_ev[m].clone(), y_ev, c, checkpoint_dir)
         record = {"config": dataclasses.asdict(c), "run_id": c.run_id, "metrics": scores, "evaluation": how,
                   "data": {"name": data.data_name(c.dataset), "source": data.source(c.dataset)},
                   "final_losses": {k: history[k][-1][m] for k in terms},
                   "history": {"iteration": history["iteration"], **{k: [v[m] for v in history[k]] for k in terms}},
                   "train_time_s": history["wall_time"], "stack_size": len(configs),
-                  "eval_time_s": time.perf_counter() - began, "code_version": version}
+                  "eval_time_s": time.perf_counter() - began, "code_version": version, **extra}
         if codes is not None:
             record["codebook"] = codebook.statistics(codes, m)
         if swaps is not None:

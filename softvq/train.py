@@ -29,10 +29,11 @@ from tqdm import tqdm
 from . import store
 from .model import AutoEncoder
 
-STREAMS = {"init": 0, "data": 1, "noise": 2}
+STREAMS = {"init": 0, "data": 1, "noise": 2, "data_init": 3}
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}     # the precisions that autocast the forward pass
 DENORMAL_SWEEP = 100            # iterations between two flush_denormals_ on a CPU
+DATA_INIT_SIZE = 1024           # training images per model for a data-dependent initialisation (`data_init`)
 
 
 def default_device() -> torch.device:
@@ -167,6 +168,18 @@ def noise_generators(model: AutoEncoder, seeds: Sequence[int], device: torch.dev
     return model.bottleneck.generators
 
 
+@torch.no_grad()
+def data_init(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], size: int = DATA_INIT_SIZE) -> None:
+    """The data-dependent initialisation of a bottleneck that has one (`init_from_data`, e.g. the k-means codebook
+    of `softvq.peers`), before the first step: it gets the encoder features of `size` training images per model,
+    model m's drawn without replacement by a generator of its own seed (stream "data_init"); nothing otherwise."""
+    if not hasattr(model.bottleneck, "init_from_data"):
+        return
+    index = torch.stack([torch.randperm(len(x_train), generator=torch.Generator().manual_seed(
+        stream_seed(s, "data_init")))[:size] for s in seeds])                    # (M, size)
+    model.bottleneck.init_from_data(model.encoder(x_train[index.to(x_train.device)]))
+
+
 def step_graphs(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], batch_size: int = 32,
                 precision: str = "fp32", device: torch.device | str = "cpu") -> dict:
     """How torch.compile splits the training step of the stack `model` (`torch._dynamo.explain` of its forward
@@ -299,6 +312,8 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
         start, history, running = state["iteration"], state["history"], state["running"]
         if progress:
             tqdm.write(f"resuming from {source} at iteration {start}", file=sys.stderr)
+    else:
+        data_init(model, x_train, seeds)
 
     def save(iteration: int) -> None:
         store.write_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -19,7 +19,8 @@ BAD_VALUES = [
     ("noise_std", float("nan")), ("vq_weight", -1.0), ("lr", 0.0), ("lr", "3e-4"), ("log_var_bound", 0.0),
     ("validation", "false"), ("probe_iterations", 0), ("train_size", -1), ("eval_size", 1.5),
     ("precision", "fp8"), ("compile", "yes"), ("estimator", "mode"), ("temperature", 0.0),
-    ("sigma_floor", -0.1), ("var_init", 0.0), ("kmeans", "faiss"),
+    ("sigma_floor", -0.1), ("var_init", 0.0), ("kmeans", "faiss"), ("rotation_trick", "yes"), ("ema_decay", 1.0),
+    ("dead_code", -0.1), ("levels", "8-2"), ("levels", "8,4,4"), ("input_scale", 0.0), ("reparam_variance", -1e-3),
 ]
 
 
