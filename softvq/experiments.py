@@ -2,7 +2,7 @@
 notebooks, the README, benchmarks and tests, while each idea lives in its own module:
 
     softvq.config      Config, its field checks, run ids and stacks
-    softvq.presets     the paper's presets, the sweeps, choosing Table 2's and the estimators' rows
+    softvq.presets     the paper's presets, the sweeps, choosing Table 2's, the estimators' and the quantizers' rows
     softvq.evaluation  splits, the downstream scores, the raw-pixel row
     softvq.runner      run / run_stack: stacks of configs -> trained, scored, written
     softvq.store       where results, checkpoints and latents live; atomic writes; reads that name a damaged file
@@ -12,7 +12,8 @@ from .config import EVALUATION, FIELD_CHECKS, HASHED_WHEN_SET, QUANTIZERS, STACK
 from .evaluation import VALIDATION_SIZE, downstream, evaluate_raw, splits  # noqa: F401
 from .presets import (  # noqa: F401
     CHOICE_METRIC, ESTIMATOR_CANDIDATES, ESTIMATOR_CHOICES, ESTIMATOR_FAMILIES, NOISE_LEVELS, OFFICIAL_CODE,
-    PAPER_BASELINES, PAPER_BASELINES_CNN, QUANTIZER_CANDIDATES, QUANTIZER_CHOICE_METRIC, quantizers_sweep, PAPER_CHOICES, PAPER_SOFT_VQVAE, SCALING_D, SCALING_ROWS, SCALINGS,
+    PAPER_BASELINES, PAPER_BASELINES_CNN, QUANTIZER_CANDIDATES, QUANTIZER_CHOICE_METRIC, QUANTIZER_CHOICES,
+    choose_quantizers, quantizers, quantizers_sweep, PAPER_CHOICES, PAPER_SOFT_VQVAE, SCALING_D, SCALING_ROWS, SCALINGS,
     SQVAE_SCALINGS, SVHN_CODE, TABLE1, TABLE2, TABLE2_D, TABLE2_SOFT_CANDIDATES, TABLE2_SWEEP_NOISE, ablation,
     best_row, choose_estimators, choose_table2, estimators, estimators_sweep, figure4, flatten, noise_sweep,
     official_code, scaling_rows, scaling_sweep, table1, table1_rows, table2, table2_for, table2_rows, table2_sweep,

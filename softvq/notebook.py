@@ -7,6 +7,7 @@ plot, and the verdict:
     Setup.raw_row(dataset)          the raw-pixel row of a table
     Setup.tabulate(configs, stem)   a section's table: train what is missing, write the table and its seed
                                     statistics beside the figures, show them, name the runs still missing
+    Setup.quantizers(rows, stem)    the same for the quantizers study's wider table (`softvq.quantizer_table`)
     verdict(title, text)            a section's verdict, shown as Markdown
     reconstructions(setup, config)  notebook 02's run: its record and a few test images with their reconstructions
     tsne_maps(setup, configs, ...)  Figure 4's t-SNE maps of the runs' test codes
@@ -23,7 +24,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import budgets, data, plots, runner, store, tables, verdicts
+from . import budgets, data, plots, quantizer_table, runner, store, tables, verdicts
 from .config import Config
 from .evaluation import evaluate_raw
 from .presets import flatten
@@ -74,10 +75,13 @@ class Setup:
 
     def run(self, configs: Iterable[Config] | Mapping[str, Sequence[Config]], results_dir=None) -> None:
         """Train the runs of `configs` whose results JSON is missing (in `results_dir`, default the results
-        folder), as the launcher option says; nothing unless the notebook may train."""
+        folder; of several folders, from all of them: those are trained into the first), as the launcher option
+        says; nothing unless the notebook may train."""
         if not self.train_missing:
             return
-        configs = flatten(configs)
+        folders = list(results_dir) if isinstance(results_dir, (list, tuple)) else [results_dir or self.results]
+        configs = [c for c in flatten(configs) if tables.read_result(c, folders) is None]
+        results_dir = folders[0]
         self.fetch(list(dict.fromkeys(c.dataset for c in configs)))
         runner.run(configs, root=self.options["data_root"], device=self.options["device"],
                    results_dir=results_dir or self.results, checkpoint_dir=self.checkpoints,
@@ -127,6 +131,23 @@ class Setup:
         if statistics:
             _display(tables.format_statistics(stats))
         return df, stats
+
+    def quantizers(self, rows: Mapping[str, Sequence[Config]], stem: str, results_dirs: Sequence, note: str = ""
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[dict]]]:
+        """The quantizers study's section: train the runs of `rows` missing from every folder of `results_dirs`
+        (into the first), write figures/<stem>.csv and .md (`quantizer_table`) and <stem>_stats (seed statistics
+        against the soft VQ-VAE), show both and name the runs still missing. Returns the table, the statistics
+        and the records by row."""
+        self.run(rows, list(results_dirs))
+        df, records = quantizer_table.quantizer_table(rows, results_dirs)
+        quantizer_table.write_quantizer_table(df, stem, self.figures, note, self.budget)
+        if df.attrs.get("missing"):
+            print(f"missing runs ({len(df.attrs['missing'])}):", *df.attrs["missing"], sep="\n  ")
+        stats = tables.seed_statistics(rows, "soft_vqvae", results_dirs)
+        tables.write_statistics(stats, f"{stem}_stats", self.figures, budget=self.budget)
+        _display(quantizer_table.format_quantizer_table(df))
+        _display(tables.format_statistics(stats))
+        return df, stats, records
 
     def codebook(self, configs: Mapping[str, Sequence[Config]] | Sequence[Config], stem: str, note: str,
                  title: str = "Verdict.") -> tuple[pd.DataFrame, dict[str, list[dict]]]:

@@ -24,6 +24,15 @@ LABELS = {
     "posterior mean": "soft VQ-VAE, posterior mean (the paper)",
     "posterior sample": "soft VQ-VAE, posterior sample",
     "posterior argmax": "soft VQ-VAE, posterior argmax",
+    # the quantizers study's rows (presets.quantizers) and bottlenecks (softvq.peers)
+    "vq_ema (rotation)": "VectorQuantize, EMA + rotation trick",
+    "vq_ema (straight-through)": "VectorQuantize, EMA + straight-through",
+    "simvq (rotation)": "SimVQ, rotation trick",
+    "simvq (straight-through)": "SimVQ, straight-through",
+    "vq_ema": "VectorQuantize (EMA)",
+    "simvq": "SimVQ",
+    "fsq": "FSQ",
+    "diveq": "DiVeQ",
 }
 
 # Table 1: MNIST, d = 64 (beta-VAE beta = 20, VQ-VAE and soft VQ-VAE K = 128).

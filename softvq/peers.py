@@ -131,7 +131,7 @@ class PeerQuantized(Bottleneck):
         q = self.quantizers[m]
         if self.kind == "fsq":
             z_q, index = q(z[:, None] * self.settings["input_scale"][m])
-            return z_q[:, 0], index[:, 0], z.new_zeros(())
+            return z_q[:, 0], index[:, 0].long(), z.new_zeros(())
         with self.rng(m, z.device):
             z_q, index, loss = q(z)
         return z_q, index, loss.reshape(())

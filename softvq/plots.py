@@ -1,5 +1,5 @@
 """Plots: training curves, reconstructions, t-SNE embeddings, ours against the paper, the Theorem 1 check
-and codebook usage. Each returns a matplotlib figure; `save_figure` writes one atomically.
+and codebook usage, the quantizers study. Each returns a matplotlib figure; `save_figure` writes one atomically.
 """
 from __future__ import annotations
 
@@ -232,6 +232,28 @@ def plot_intervals(stats: pd.DataFrame, title: str = "") -> matplotlib.figure.Fi
         ax.set_yticks(y, [paper.LABELS.get(r, r) for r in part["row"]])
         ax.set(xlabel=m.replace("_", " ") + (" (%)" if m in paper.PERCENT else ""))
         ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_quantizers(df: pd.DataFrame, title: str = "") -> matplotlib.figure.Figure:
+    """The quantizers study (`quantizer_table.quantizer_table`): one panel per score, each row's mean over seeds
+    with its standard deviation for z_e (dark) and for the decoder's input z_q (light, where recorded), and a
+    panel of the test reconstruction error."""
+    fig, axes = plt.subplots(1, len(METRICS) + 1, figsize=(4.2 * (len(METRICS) + 1), 0.45 * len(df) + 1.6),
+                             sharey=True)
+    y = np.arange(len(df))[::-1]
+    for ax, m in zip(axes, METRICS):
+        ax.barh(y + 0.2, df[m], 0.4, xerr=df[f"{m}_std"].fillna(0), color="C0", label="z_e")
+        ax.barh(y - 0.2, df[f"q_{m}"], 0.4, xerr=df[f"q_{m}_std"].fillna(0), color="C0", alpha=0.4, label="z_q")
+        ax.set(xlabel=METRIC_LABELS[m])
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[-1].barh(y, 1e3 * df["recon_mse"], 0.6, xerr=1e3 * df["recon_mse_std"].fillna(0), color="C3")
+    axes[-1].set(xlabel="test MSE per pixel x 1e3 (lower is better)")
+    axes[-1].grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, [paper.LABELS.get(str(r), str(r)) for r in df.index])
     fig.suptitle(title)
     fig.tight_layout()
     return fig

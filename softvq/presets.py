@@ -300,6 +300,43 @@ def quantizers_sweep(seeds: Sequence[int] = (0, 1), iterations: int = 5_000, val
             for name, row in QUANTIZER_CANDIDATES.items()}
 
 
+def choose_quantizers(dataset: str = "mnist", seeds: Sequence[int] = (0, 1), iterations: int = 5_000,
+                      results_dir: str | Path = RESULTS_DIR, **overrides) -> dict[str, str]:
+    """{table row: the QUANTIZER_CANDIDATES row chosen for it} from the finished `quantizers_sweep` of `dataset`,
+    by mean validation QUANTIZER_CHOICE_METRIC: per peer quantizer its best candidate, and for VectorQuantize
+    also the best with the rotation trick (the library's default) when the best overall goes without it. A row
+    is named by what a reader compares: "vq_ema (rotation)", "vq_ema (straight-through)", "simvq (rotation)"."""
+    sweep = quantizers_sweep(seeds, iterations, dataset=dataset, **overrides)
+
+    def best(prefix: str) -> str:
+        return best_row({k: v for k, v in sweep.items() if k.startswith(prefix)}, results_dir,
+                        QUANTIZER_CHOICE_METRIC)
+    vq, vq_rotation, simvq = best("vq_ema "), best("vq_ema rotation "), best("simvq ")
+    chosen = {"vq_ema (rotation)": vq_rotation}
+    if vq != vq_rotation:
+        chosen["vq_ema (straight-through)"] = vq
+    chosen[f"simvq ({simvq.split()[1]})"] = simvq
+    return {**chosen, "fsq": best("fsq "), "diveq": best("diveq ")}
+
+
+# The rows the quantizers tables train, per data set, as `choose_quantizers` picked them (figures/
+# quantizers_sweep_<data set>.md): filled from the committed sweeps.
+QUANTIZER_CHOICES: dict[str, dict[str, str]] = {}
+
+
+def quantizers(dataset: str = "mnist", seeds: Sequence[int] = (0, 1, 2, 3, 4), iterations: int = 40_000,
+               choices: Mapping[str, str] | None = None, **overrides) -> dict[str, list[Config]]:
+    """The quantizers table on Table 1's protocol (d = 64, the test set of `dataset`): Table 1's soft VQ-VAE and
+    VQ-VAE, the estimators study's SQ-VAE, and today's quantizers with the settings `choices` names ({row:
+    QUANTIZER_CANDIDATES row}; default QUANTIZER_CHOICES[dataset])."""
+    rows = {"soft_vqvae": TABLE1["soft_vqvae"], "vqvae": TABLE1["vqvae"],
+            "sqvae": ESTIMATOR_CANDIDATES[ESTIMATOR_CHOICES["sqvae"]],
+            **{row: {**TABLE1["vqvae"], **QUANTIZER_CANDIDATES[name]}
+               for row, name in (choices or QUANTIZER_CHOICES[dataset]).items()}}
+    return {name: [Config(dataset=dataset, d=64, seed=s, iterations=iterations, **{**row, **overrides})
+                   for s in seeds] for name, row in rows.items()}
+
+
 def flatten(configs: Iterable[Config] | Mapping[str, Sequence[Config]]) -> list[Config]:
     """The configs of a list, or of every row of a {row: configs} mapping (a sweep or the ablation)."""
     return [c for cs in configs.values() for c in cs] if isinstance(configs, Mapping) else list(configs)

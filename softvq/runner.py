@@ -107,7 +107,7 @@ def _evaluate(configs: Sequence[Config], model, history: dict, data_splits: tupl
              if first.bottleneck == "soft_vqvae" else None)
     z_tr = model.encode(x_tr).cpu()
     z_ev = codes["z_e"] if codes is not None else model.encode(x_ev).cpu()      # the same z_e, encoded once
-    quantized = [model.encode(x, decoder_input=True).cpu() for x in (x_tr, x_ev)] if codes is not None else None
+    quantized = (model.encode(x_tr, decoder_input=True).cpu(), codes["z_q"]) if codes is not None else None
     error = model.reconstruction_error(x_ev)
     terms = [k for k in history if k not in ("iteration", "wall_time")]
     records = []

@@ -43,10 +43,17 @@ def per_dataset_stem(stem: str, dataset: str, datasets: Sequence[str]) -> str:
     return stem if len(datasets) == 1 else stem.replace("table2", f"table2_{dataset}", 1)
 
 
+def read_result(config: Config, results_dir=RESULTS_DIR) -> dict | None:
+    """The results record of `config` from `results_dir`, or from the first of several folders that holds it
+    (a table whose rows were trained into different folders, e.g. the quantizers study's SQ-VAE row)."""
+    folders = [results_dir] if isinstance(results_dir, (str, Path)) else list(results_dir)
+    return next((r for r in (store.read_result(config, f) for f in folders) if r is not None), None)
+
+
 def records_by_row(configs: Iterable[Config] | Mapping[str, Sequence[Config]],
                    results_dir=RESULTS_DIR) -> dict[str, list[dict]]:
     """{row: the results records that exist} for the rows of `group_configs`."""
-    return {row: [r for r in (store.read_result(c, results_dir) for c in cs) if r is not None]
+    return {row: [r for r in (read_result(c, results_dir) for c in cs) if r is not None]
             for row, cs in group_configs(configs).items()}
 
 
@@ -93,7 +100,8 @@ def _row(config: dict, records: Sequence[dict], expected: int) -> dict:
 def collect(configs: Iterable[Config] | Mapping[str, Sequence[Config]],
             results_dir=RESULTS_DIR, records: Mapping[str, Sequence[dict]] | None = None) -> pd.DataFrame:
     """A table with one row per bottleneck (or per key of a {row: configs} mapping): mean and std over
-    the seeds whose results JSON exists in `results_dir`, the number of seeds found and missing.
+    the seeds whose results JSON exists in `results_dir` (a folder, or several searched in order: `read_result`),
+    the number of seeds found and missing.
 
     Missing runs are not an error: their row keeps NaN metrics, and df.attrs["missing"] lists the paths of
     their results JSONs (a damaged one among them, set aside by `store.read_result`). `records` adds rows
@@ -103,8 +111,9 @@ def collect(configs: Iterable[Config] | Mapping[str, Sequence[Config]],
     for name, recs in (records or {}).items():
         rows[name] = _row(recs[0]["config"], recs, len(recs))
     for name, cs in group_configs(configs).items():
-        found = [store.read_result(c, results_dir) for c in cs]
-        missing += [str(store.result_path(c, results_dir)) for c, r in zip(cs, found) if r is None]
+        found = [read_result(c, results_dir) for c in cs]
+        first = results_dir if isinstance(results_dir, (str, Path)) else results_dir[0]
+        missing += [str(store.result_path(c, first)) for c, r in zip(cs, found) if r is None]
         rows[name] = _row(dataclasses.asdict(cs[0]), [r for r in found if r is not None], len(cs))
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "row"
@@ -252,7 +261,7 @@ def seed_statistics(configs: Iterable[Config] | Mapping[str, Sequence[Config]], 
     df.attrs["datasets"] lists the data sets of the records found."""
     found = {name: list(recs) for name, recs in (records or {}).items()}
     for name, cs in group_configs(configs).items():
-        found[name] = [r for r in (store.read_result(c, results_dir) for c in cs) if r is not None]
+        found[name] = [r for r in (read_result(c, results_dir) for c in cs) if r is not None]
     if reference not in found:
         raise ValueError(f"reference row {reference!r} is not one of {list(found)}")
     out = []

@@ -34,6 +34,7 @@ PARAMETERS = {        # the parameters in view, and the overrides
     "05_codebook": (dict(iterations=20), dict(TINY, launcher={"kind": "local", "cpus_per_job": 1, "poll_s": 0.5})),
     "06_estimators": (dict(iterations=20, seeds=[0, 1]), dict(TINY, ablation_iterations=20)),
     "07_generalization": ({}, dict(TINY, iterations=20, ablation_iterations=20, tsne_points=200)),
+    "08_quantizers": ({}, dict(TINY, iterations=20, ablation_iterations=20)),
 }
 FIGURES = {
     "01_theorem1": ["theorem1.png"],
@@ -51,6 +52,10 @@ FIGURES = {
                                                  "fashion_table1_probe_stats", "fashion_codebook", "claims")
                           for ext in ("csv", "md")]
                          + ["fashion_tsne.png", "fashion_codebook.png"],
+    "08_quantizers": [f"{t}_{d}.{ext}" for t in ("quantizers_sweep", "quantizers_rotation", "quantizers")
+                      for d in ("mnist", "fashion_mnist") for ext in ("csv", "md")]
+                     + [f"quantizers_{d}_stats.{ext}" for d in ("mnist", "fashion_mnist") for ext in ("csv", "md")]
+                     + ["quantizers_mnist.png", "quantizers_fashion_mnist.png"],
 }
 
 
@@ -251,7 +256,9 @@ SHOWN = {"01_theorem1": {"image/png": 1, "text/html": 1},                    # T
          "04_tables": {"image/png": 1, "text/html": 8, "text/markdown": 7},   # Tables 1-2, sweeps, a verdict each
          "05_codebook": {"image/png": 1, "text/html": 2, "text/markdown": 2},
          "06_estimators": {"image/png": 1, "text/html": 4, "text/markdown": 2},
-         "07_generalization": {"text/html": 5, "text/markdown": 1}}     # sweeps, choices, table, claims
+         "07_generalization": {"text/html": 5, "text/markdown": 1},     # sweeps, choices, table, claims
+         "08_quantizers": {"image/png": 2, "text/html": 10, "text/markdown": 4}}   # per data set: sweep, rotation,
+                                                                                  # table, statistics, 2 verdicts
 
 
 @pytest.mark.parametrize("name", [py.stem for py in PAIRS])

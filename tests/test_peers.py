@@ -5,7 +5,8 @@ import torch
 
 pytest.importorskip("vector_quantize_pytorch")
 
-from softvq import build_model, experiments, runner  # noqa: E402
+from conftest import make_record  # noqa: E402
+from softvq import build_model, experiments, quantizer_table, runner, verdicts  # noqa: E402
 from softvq.config import Config  # noqa: E402
 from softvq.peers import PEER_KINDS  # noqa: E402
 from softvq.train import DATA_INIT_SIZE, train  # noqa: E402
@@ -46,6 +47,7 @@ def test_a_stack_trains_and_its_quantizers_move(kind):
     assert moved, f"nothing of the {kind} quantizers changed in training"
     z_e, z_q, index = model.bottleneck.codes(model.encoder(x[:7].expand(2, 7, 1, 8, 8)))
     assert z_q.shape == (2, 7, 4) and index.shape == (2, 7) and int(index.max()) < model.bottleneck.num_codes
+    assert index.dtype == torch.int64                           # FSQ's own indices are int32
 
 
 @pytest.mark.parametrize("kind", ["vq_ema", "diveq"])
@@ -110,3 +112,44 @@ def test_a_peer_run_is_scored_on_both_codes(tmp_path, monkeypatch):
     assert set(record["metrics_quantized"]) == set(record["metrics"]) == {"cluster_acc", "nmi", "classification_acc"}
     assert record["reconstruction"]["mse"] > 0 and record["reconstruction"]["recon"] > 0
     assert 1 <= record["codebook"]["codewords_used"] <= 16
+
+
+def write_sweep(tmp_path, scores):
+    """Records of the quantizers sweep's runs (2 seeds) with clustering accuracy scores[row] (default 0.5)."""
+    sweep = experiments.quantizers_sweep((0, 1), 100)
+    for name, configs in sweep.items():
+        for c in configs:
+            experiments.write_json(make_record(c, scores.get(name, 0.5), 0.5, 0.9), experiments.result_path(c, tmp_path))
+    return sweep
+
+
+def test_choose_quantizers_keeps_the_rotation_default_and_names_a_better_straight_through(tmp_path):
+    write_sweep(tmp_path, {"vq_ema rotation beta 1 decay 0.8": 0.6, "vq_ema straight-through beta 0.25 decay 0.99": 0.7,
+                           "simvq straight-through beta 1": 0.6, "fsq levels 5-5-5 scale 0.25": 0.6,
+                           "diveq variance 0.05": 0.6})
+    chosen = experiments.choose_quantizers("mnist", (0, 1), 100, tmp_path)
+    assert chosen == {"vq_ema (rotation)": "vq_ema rotation beta 1 decay 0.8",
+                      "vq_ema (straight-through)": "vq_ema straight-through beta 0.25 decay 0.99",
+                      "simvq (straight-through)": "simvq straight-through beta 1",
+                      "fsq": "fsq levels 5-5-5 scale 0.25", "diveq": "diveq variance 0.05"}
+    rows = experiments.quantizers("mnist", (0,), 100, chosen)
+    assert rows["fsq"][0].K == 125 and rows["vq_ema (straight-through)"][0].rotation_trick is False
+    assert {c.bottleneck for cs in rows.values() for c in cs} == {"soft_vqvae", "vqvae", "sqvae", *PEER_KINDS}
+    assert all(not c.validation and c.iterations == 100 for cs in rows.values() for c in cs)
+
+
+def test_choose_quantizers_keeps_one_vectorquantize_row_when_the_default_wins(tmp_path):
+    write_sweep(tmp_path, {"vq_ema rotation beta 0.25 decay 0.8": 0.7})
+    chosen = experiments.choose_quantizers("mnist", (0, 1), 100, tmp_path)
+    assert [k for k in chosen if k.startswith("vq_ema")] == ["vq_ema (rotation)"]
+
+
+def test_the_rotation_effect_pairs_rows_that_differ_only_in_the_estimator(tmp_path):
+    sweep = write_sweep(tmp_path, {"vq_ema rotation beta 1 decay 0.8": 0.6, "vq_ema straight-through beta 1 decay 0.8": 0.4})
+    df, _ = quantizer_table.quantizer_table(sweep, [tmp_path])
+    effect = quantizer_table.rotation_effect(df)
+    assert len(effect) == 6 and set(effect["quantizer"]) == {"vq_ema", "simvq"}        # 4 + 2 pairs
+    line = effect[(effect["quantizer"] == "vq_ema") & (effect["setting"] == "beta 1 decay 0.8")].iloc[0]
+    assert (line["cluster_acc_on"], line["cluster_acc_off"], line["cluster_acc_diff"]) == pytest.approx((60, 40, 20))
+    text = verdicts.rotation_verdict(effect)
+    assert "**vq_ema**" in text and "clustering accuracy +5.00 points (higher in 1 of 4)" in text
