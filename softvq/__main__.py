@@ -9,6 +9,7 @@
     python -m softvq preset estimators-sweep --seeds 0        # choosing the estimators study's settings
     python -m softvq preset estimators --seeds 0 1 2 3 4 --results results/estimators
     python -m softvq preset quantizers-sweep --dataset mnist --seeds 0 1   # today's quantizers' settings
+    python -m softvq preset quantizers --dataset mnist --seeds 0 1 2 3 4 --only vq_ema simvq fsq diveq
     python -m softvq preset table1 --precision bf16 --compile --device cuda    # GPU numerics
     python -m softvq preset table1 --seeds 0 1 2 3 4 --launcher slurm --partition gpu --gpus-per-job 1
     python -m softvq gpu-check                        # on a CUDA machine: every GPU path once -> JSON
@@ -50,6 +51,9 @@ PRESETS = {
     "quantizers-sweep": lambda a: experiments.flatten(experiments.quantizers_sweep(a.seeds, a.iterations,
                                                                                    dataset=a.dataset or "mnist",
                                                                                    **numerics(a))),
+    "quantizers": lambda a: experiments.flatten(experiments.quantizers(
+        a.dataset or "mnist", a.seeds, a.iterations,
+        {experiments.quantizer_row(p): p for p in a.pick} if a.pick else None, **numerics(a))),
     "estimators": lambda a: experiments.flatten(experiments.estimators(a.seeds, a.iterations, **numerics(a))),
 }
 # --iterations when not given: the paper's 40,000, except Table 2 (None: each row's own budget) and the sweeps
@@ -92,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run only these bottlenecks")
     preset.add_argument("--pick", nargs="+", default=None, metavar="ROW",
                         help="table1: settings picked on a validation sweep instead of Table 1's, as the sweep's "
-                             "rows name them, e.g. 'noise_std 0.03' 'vae KL/d'")
+                             "rows name them, e.g. 'noise_std 0.03' 'vae KL/d'; quantizers: the quantizers-sweep "
+                             "rows to train instead of the committed choices, e.g. 'fsq levels 8-4-4 scale 1'")
     preset.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, tf32 or bf16 (GPU)")
     preset.add_argument("--compile", action="store_true", help="torch.compile the training step")
     gpu = sub.add_parser("gpu-check", help="on a CUDA machine: every GPU path once, at most 4 minutes (one JSON)")

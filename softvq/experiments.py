@@ -13,7 +13,7 @@ from .evaluation import VALIDATION_SIZE, downstream, evaluate_raw, splits  # noq
 from .presets import (  # noqa: F401
     CHOICE_METRIC, ESTIMATOR_CANDIDATES, ESTIMATOR_CHOICES, ESTIMATOR_FAMILIES, NOISE_LEVELS, OFFICIAL_CODE,
     PAPER_BASELINES, PAPER_BASELINES_CNN, QUANTIZER_CANDIDATES, QUANTIZER_CHOICE_METRIC, QUANTIZER_CHOICES,
-    choose_quantizers, quantizers, quantizers_sweep, PAPER_CHOICES, PAPER_SOFT_VQVAE, SCALING_D, SCALING_ROWS, SCALINGS,
+    choose_quantizers, quantizer_row, quantizers, quantizers_sweep, PAPER_CHOICES, PAPER_SOFT_VQVAE, SCALING_D, SCALING_ROWS, SCALINGS,
     SQVAE_SCALINGS, SVHN_CODE, TABLE1, TABLE2, TABLE2_D, TABLE2_SOFT_CANDIDATES, TABLE2_SWEEP_NOISE, ablation,
     best_row, choose_estimators, choose_table2, estimators, estimators_sweep, figure4, flatten, noise_sweep,
     official_code, scaling_rows, scaling_sweep, table1, table1_rows, table2, table2_for, table2_rows, table2_sweep,

@@ -304,19 +304,25 @@ def choose_quantizers(dataset: str = "mnist", seeds: Sequence[int] = (0, 1), ite
                       results_dir: str | Path = RESULTS_DIR, **overrides) -> dict[str, str]:
     """{table row: the QUANTIZER_CANDIDATES row chosen for it} from the finished `quantizers_sweep` of `dataset`,
     by mean validation QUANTIZER_CHOICE_METRIC: per peer quantizer its best candidate, and for VectorQuantize
-    also the best with the rotation trick (the library's default) when the best overall goes without it. A row
-    is named by what a reader compares: "vq_ema (rotation)", "vq_ema (straight-through)", "simvq (rotation)"."""
+    also the best with the rotation trick (the library's default) when the best overall goes without it. Rows are
+    named by `quantizer_row`: "vq_ema (rotation)", "vq_ema (straight-through)", "simvq (rotation)", "fsq"."""
     sweep = quantizers_sweep(seeds, iterations, dataset=dataset, **overrides)
 
     def best(prefix: str) -> str:
         return best_row({k: v for k, v in sweep.items() if k.startswith(prefix)}, results_dir,
                         QUANTIZER_CHOICE_METRIC)
-    vq, vq_rotation, simvq = best("vq_ema "), best("vq_ema rotation "), best("simvq ")
-    chosen = {"vq_ema (rotation)": vq_rotation}
-    if vq != vq_rotation:
-        chosen["vq_ema (straight-through)"] = vq
-    chosen[f"simvq ({simvq.split()[1]})"] = simvq
-    return {**chosen, "fsq": best("fsq "), "diveq": best("diveq ")}
+    vq, vq_rotation = best("vq_ema "), best("vq_ema rotation ")
+    picks = [vq_rotation, *([vq] if vq != vq_rotation else []), best("simvq "), best("fsq "), best("diveq ")]
+    return {quantizer_row(name): name for name in picks}
+
+
+def quantizer_row(candidate: str) -> str:
+    """The quantizers table's row of a QUANTIZER_CANDIDATES row: the quantizer, and for VectorQuantize and SimVQ
+    its gradient estimator ("vq_ema rotation beta 1 decay 0.99" -> "vq_ema (rotation)")."""
+    if candidate not in QUANTIZER_CANDIDATES:
+        raise ValueError(f"unknown quantizer candidate {candidate!r}; expected one of {list(QUANTIZER_CANDIDATES)}")
+    kind, *rest = candidate.split()
+    return f"{kind} ({rest[0]})" if kind in ("vq_ema", "simvq") else kind
 
 
 # The rows the quantizers tables train, per data set, as `choose_quantizers` picked them (figures/
