@@ -148,8 +148,8 @@ def test_the_rotation_effect_pairs_rows_that_differ_only_in_the_estimator(tmp_pa
     sweep = write_sweep(tmp_path, {"vq_ema rotation beta 1 decay 0.8": 0.6, "vq_ema straight-through beta 1 decay 0.8": 0.4})
     df, _ = quantizer_table.quantizer_table(sweep, [tmp_path])
     effect = quantizer_table.rotation_effect(df)
-    assert len(effect) == 6 and set(effect["quantizer"]) == {"vq_ema", "simvq"}        # 4 + 2 pairs
+    assert len(effect) == 7 and set(effect["quantizer"]) == {"vq_ema", "simvq"}        # 5 + 2 pairs
     line = effect[(effect["quantizer"] == "vq_ema") & (effect["setting"] == "beta 1 decay 0.8")].iloc[0]
     assert (line["cluster_acc_on"], line["cluster_acc_off"], line["cluster_acc_diff"]) == pytest.approx((60, 40, 20))
     text = verdicts.rotation_verdict(effect)
-    assert "**vq_ema**" in text and "clustering accuracy +5.00 points (higher in 1 of 4)" in text
+    assert "**vq_ema**" in text and "clustering accuracy +4.00 points (higher in 1 of 5)" in text
