@@ -75,13 +75,10 @@ class Setup:
 
     def run(self, configs: Iterable[Config] | Mapping[str, Sequence[Config]], results_dir=None) -> None:
         """Train the runs of `configs` whose results JSON is missing (in `results_dir`, default the results
-        folder; of several folders, from all of them: those are trained into the first), as the launcher option
-        says; nothing unless the notebook may train."""
+        folder), as the launcher option says; nothing unless the notebook may train."""
         if not self.train_missing:
             return
-        folders = list(results_dir) if isinstance(results_dir, (list, tuple)) else [results_dir or self.results]
-        configs = [c for c in flatten(configs) if tables.read_result(c, folders) is None]
-        results_dir = folders[0]
+        configs = flatten(configs)
         self.fetch(list(dict.fromkeys(c.dataset for c in configs)))
         runner.run(configs, root=self.options["data_root"], device=self.options["device"],
                    results_dir=results_dir or self.results, checkpoint_dir=self.checkpoints,
@@ -135,10 +132,10 @@ class Setup:
     def quantizers(self, rows: Mapping[str, Sequence[Config]], stem: str, results_dirs: Sequence, note: str = ""
                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[dict]]]:
         """The quantizers study's section: train the runs of `rows` missing from every folder of `results_dirs`
-        (into the first), write figures/<stem>.csv and .md (`quantizer_table`) and <stem>_stats (seed statistics
+        (into the results folder), write figures/<stem>.csv and .md (`quantizer_table`) and <stem>_stats (seed statistics
         against the soft VQ-VAE), show both and name the runs still missing. Returns the table, the statistics
         and the records by row."""
-        self.run(rows, list(results_dirs))
+        self.run([c for c in flatten(rows) if tables.read_result(c, results_dirs) is None])
         df, records = quantizer_table.quantizer_table(rows, results_dirs)
         quantizer_table.write_quantizer_table(df, stem, self.figures, note, self.budget)
         if df.attrs.get("missing"):

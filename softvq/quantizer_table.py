@@ -9,18 +9,20 @@ and costs, from the results records:
     the training time per model-iteration: the stack's wall time / (iterations x models in the stack), on the
     machine the table names.
 
-A record made before a column existed (Table 1's reference rows predate the second view and the reconstruction
-error) shows "–" there.
+A record made before a column existed (the reference rows predate the second view and the reconstruction error;
+a soft VQ-VAE record has the latter from its estimator swap) shows "–" there.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import budgets, tables
+from .io import write_atomic
 from .tables import METRICS, SHORT_LABELS, format_metric
 
 EXTRAS = {"recon_mse": "test MSE x 1e3", "codewords_used": "codewords used", "perplexity_hard": "perplexity",
@@ -33,6 +35,15 @@ def _values(records: Sequence[dict], value) -> np.ndarray:
     return np.asarray([v for v in found if v is not None], dtype=float)
 
 
+def _recon_mse(record: dict) -> float | None:
+    """The test reconstruction's MSE per pixel: recorded since the quantizers study, and before it by every soft
+    VQ-VAE record's estimator swap (the decoder handed the estimator it was trained with: the same measure)."""
+    if "reconstruction" in record:
+        return record["reconstruction"]["mse"]
+    own = record.get("estimator_swap", {}).get(record["config"].get("estimator", "mean"))
+    return own["pixel_mse"] if own else None
+
+
 def extras_table(records: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
     """Per row of {row: records}: mean and std over seeds of the quantized view's scores (q_<metric>, accuracies in
     percent), the reconstruction error (recon_mse, per pixel), the codewords used, the hard perplexity and the
@@ -41,7 +52,7 @@ def extras_table(records: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
     getters = {
         **{f"q_{m}": (lambda r, m=m: scale[m] * r["metrics_quantized"][m] if "metrics_quantized" in r else None)
            for m in METRICS},
-        "recon_mse": lambda r: r["reconstruction"]["mse"] if "reconstruction" in r else None,
+        "recon_mse": _recon_mse,
         "codewords_used": lambda r: r["codebook"]["codewords_used"] if "codebook" in r else None,
         "perplexity_hard": lambda r: r["codebook"]["perplexity_hard"] if "codebook" in r else None,
         "ms_per_iteration": lambda r: (1000 * r["train_time_s"] / (r["config"]["iterations"] * r.get("stack_size", 1))
@@ -140,3 +151,21 @@ def format_rotation_effect(df: pd.DataFrame) -> pd.DataFrame:
             f"{'–' if not np.isfinite(a) else show(scale * a)} / {'–' if not np.isfinite(b) else show(scale * b)}"
             for a, b in zip(df[f"{key}_on"], df[f"{key}_off"])]
     return out
+
+
+def write_rotation_effect(df: pd.DataFrame, stem: str, figures_dir="figures", verdict: str = "",
+                          budget: str = budgets.COMMITTED):
+    """figures/<stem>.csv and .md of `rotation_effect`: banner, what the lines are, `verdict` (its sentences), the
+    display table."""
+    explain = (f"The rotation trick on and off: pairs of sweep rows that differ only in the gradient estimator, on "
+               f"the validation split ({int(df['seeds'].min())} seeds each; 'rotation / straight-through').")
+    return tables.write_csv_md(df.set_index("quantizer"), format_rotation_effect(df), stem, figures_dir,
+                               [budgets.banner(budget), explain, verdict])
+
+
+def write_verdict(sentences: Sequence[str], stem: str, figures_dir="figures", budget: str = budgets.COMMITTED):
+    """figures/<stem>.md: the banner and `sentences`, one paragraph each (the README's verdict of the study)."""
+    text = "\n\n".join(filter(None, [budgets.banner(budget), *sentences])) + "\n"
+    path = Path(figures_dir) / f"{stem}.md"
+    write_atomic(path, lambda f: f.write(text.encode()))
+    return path

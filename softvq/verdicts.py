@@ -191,3 +191,29 @@ def rotation_verdict(df: pd.DataFrame) -> str:
             f"{part['codewords_used_on'].mean():.3g}, test MSE x 1e3 {1e3 * part['recon_mse_off'].mean():.2f} -> "
             f"{1e3 * part['recon_mse_on'].mean():.2f}.")
     return "\n".join(lines) or "- no pair of rows with and without the rotation trick yet."
+
+
+def leads_sentence(stats: pd.DataFrame, what: str) -> str:
+    """One sentence from `tables.seed_statistics`: per metric, whether the reference row beats every other row
+    (its p the largest of the one-sided Welch tests, the meaning of "leads" everywhere in this project), else the
+    row with the higher mean that it trails or does not beat."""
+    reference, parts = stats.attrs["reference"], []
+    for m in [m for m in METRICS if m in set(stats["metric"])]:
+        part = _statistics(stats, m).dropna(subset=["mean"])
+        if reference not in part.index or len(part) < 2:
+            continue
+        others = part.drop(reference)
+        best = others["mean"].idxmax()
+        p = others["p_reference_better"]
+        shown = f"{_value(m, part.loc[reference, 'mean'])} against {label(best)}'s {_value(m, others.loc[best, 'mean'])}"
+        if part["mean"].idxmax() == reference and p.notna().all() and p.max() < ALPHA:
+            parts.append(f"leads every other row on {METRIC_NAMES[m]} ({shown}; largest one-sided p = {p.max():.2g})")
+        elif part["mean"].idxmax() == reference:
+            parts.append(f"has the highest mean {METRIC_NAMES[m]} but does not beat {label(p.idxmax())} at p < "
+                         f"{ALPHA:g} ({shown}; p = {p.max():.2g})")
+        else:
+            parts.append(f"trails {label(best)} on {METRIC_NAMES[m]} ({shown})")
+    if not parts:
+        return f"{what}: no seed statistics yet."
+    body = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    return f"{what}: the {label(reference)} {body}."

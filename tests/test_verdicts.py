@@ -91,3 +91,18 @@ def test_swap_verdict_names_the_best_test_time_estimator_and_whether_the_seeds_b
     assert "the posterior mean gives the lowest reconstruction loss (0.101); the runner-up, the argmax," in first
     assert "gives 9.9 times as much (1; means over 2 seeds)" in first
     assert "the runner-up, the argmax, gives 0.2% more (0.511, within the spread over seeds" in second
+
+
+def test_leads_sentence_quotes_the_largest_p_of_every_one_sided_test():
+    stats = statistics("soft_vqvae", {("soft_vqvae", "cluster_acc"): (80, 78, 82, math.nan),
+                                      ("vq_ema", "cluster_acc"): (50, 48, 52, 0.001),
+                                      ("fsq", "cluster_acc"): (70, 68, 72, 0.02),
+                                      ("soft_vqvae", "nmi"): (0.7, 0.6, 0.8, math.nan),
+                                      ("vq_ema", "nmi"): (0.69, 0.6, 0.8, 0.3),
+                                      ("soft_vqvae", "classification_acc"): (90, 89, 91, math.nan),
+                                      ("fsq", "classification_acc"): (95, 94, 96, 1.0)})
+    text = verdicts.leads_sentence(stats, "MNIST")
+    assert text.startswith("MNIST: the soft VQ-VAE leads every other row on clustering accuracy (80.00 % against "
+                           "FSQ's 70.00 %; largest one-sided p = 0.02)")
+    assert "has the highest mean NMI but does not beat VectorQuantize (EMA) at p < 0.05" in text
+    assert text.endswith("and trails FSQ on classification accuracy (90.00 % against FSQ's 95.00 %).")
