@@ -284,3 +284,18 @@ def test_every_committed_result_is_found_under_its_run_id():
                                            compute=False, **fields) is not None, path
         else:
             assert store.result_path(Config(**config), results) == path
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_get_the_mode_the_umask_gives(tmp_path, mask, mode):
+    """Results, checkpoints and figures are written through a temporary file (owner-only by itself): the file
+    in place gets the mode of any new file under the umask, so a shared results folder stays readable."""
+    from softvq import io
+    old = os.umask(mask)
+    try:
+        assert io.umask() == mask
+        io.write_json({"a": 1}, tmp_path / "r.json")
+        io.save_atomic({"b": 2}, tmp_path / "c.pt")
+    finally:
+        os.umask(old)
+    assert [(p.stat().st_mode & 0o777) for p in (tmp_path / "r.json", tmp_path / "c.pt")] == [mode, mode]
