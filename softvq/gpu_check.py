@@ -116,14 +116,20 @@ def check_resume(setup: Setup) -> dict:
         setup.train(setup.cnn_stack(), checkpoint=checkpoint, checkpoint_every=s["checkpoint_every"],
                     on_step=interrupt)
     state, _ = store.read_checkpoint(checkpoint, setup.device)
-    setup.trained = setup.cnn_stack()
-    resumed = setup.train(setup.trained, checkpoint=checkpoint, checkpoint_every=s["checkpoint_every"])
+    setup.trained, steps = setup.cnn_stack(), []
+    resumed = setup.train(setup.trained, checkpoint=checkpoint, checkpoint_every=s["checkpoint_every"],
+                          on_step=steps.append)
     difference = _relative_difference(resumed["total"], whole["total"])
     tolerance = 0.0 if setup.device.type == "cpu" else PRECISION_RTOL[setup.precision]
+    # the second training continued from the checkpoint: it ran the steps after it, and only those (one that
+    # ignores its checkpoint restarts from step 1 with the same seeds and may end with the very same losses)
+    assert steps == list(range(state["iteration"] + 1, s["iterations"] + 1)), \
+        f"the resumed training ran steps {steps[:1]}..{steps[-1:]}, not {state['iteration'] + 1}..{s['iterations']}"
     assert resumed["iteration"] == whole["iteration"], (resumed["iteration"], whole["iteration"])
     assert difference <= tolerance, f"resumed losses differ by {difference:.2e} (tolerance {tolerance:g})"
     return {"precision": setup.precision, "iterations": s["iterations"], "resumed_from": state["iteration"],
-            "max_relative_difference": difference, "ms_per_iteration": round(1e3 * seconds / s["iterations"], 2)}
+            "steps_after_resume": len(steps), "max_relative_difference": difference,
+            "ms_per_iteration": round(1e3 * seconds / s["iterations"], 2)}
 
 
 def check_kmeans(setup: Setup) -> dict:

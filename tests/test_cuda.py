@@ -26,9 +26,22 @@ def test_gpu_check_runs_every_path_on_the_cpu_at_a_tiny_size_and_names_what_it_s
     assert all(check["passed"] for check in result["checks"].values()), result["checks"]
     resume, graphs = result["checks"]["resume"], result["checks"]["graphs"]
     assert resume["max_relative_difference"] == 0 and resume["resumed_from"] == gpu_check.TINY["checkpoint_every"]
+    assert resume["steps_after_resume"] == gpu_check.TINY["iterations"] - resume["resumed_from"]
     assert graphs["graphs"] == graphs["graph_breaks"] + 1
     assert result["checks"]["gpu_run"]["runs"] == 33 and result["checks"]["gpu_run"]["kmeans"] == "torch"
     assert f"wrote {out}" in printed and "resume: passed" in printed
+
+
+def test_the_resume_check_fails_for_a_training_that_ignores_its_checkpoint(tmp_path, monkeypatch):
+    """Broken on purpose: a trainer that never reads its checkpoint restarts from step 1 with the same seeds and
+    ends with the same losses; the check must still fail, since it ran every step again."""
+    from types import SimpleNamespace
+    from softvq import store, train as training
+    monkeypatch.setattr(training, "store", SimpleNamespace(read_checkpoint=lambda path, device="cpu": (None, None),
+                                                           write_checkpoint=store.write_checkpoint))
+    setup = gpu_check.Setup(torch.device("cpu"), "fp32", gpu_check.TINY, tmp_path)
+    with gpu_check.sample_data(), pytest.raises(AssertionError, match="the resumed training ran steps"):
+        gpu_check.check_resume(setup)
 
 
 def test_without_cuda_it_says_what_it_skipped_and_writes_nothing(tmp_path, monkeypatch, capsys):

@@ -72,8 +72,10 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
               progress=False, device="cpu", on_step=interrupt_at_15)
     assert torch.load(ckpt, weights_only=False)["iteration"] == 10
     resumed = build_model(SHAPE, "soft_vqvae", 8, seeds=seeds, widths=SMALL, num_codes=8, noise_std=0.2)  # a fresh process
+    steps = []
     history = train(resumed, x, seeds, iterations=20, batch_size=16, log_every=5, checkpoint=ckpt,
-                    checkpoint_every=10, progress=False, device="cpu")
+                    checkpoint_every=10, progress=False, device="cpu", on_step=steps.append)
+    assert steps == list(range(11, 21))                 # it continued from the checkpoint, not from step 1
     for (n, p), q in zip(reference.named_parameters(), resumed.parameters()):
         torch.testing.assert_close(p, q, atol=0, rtol=0, msg=n)
     assert history["iteration"] == [5, 10, 15, 20]
@@ -101,9 +103,10 @@ def test_fp16_trains_with_a_gradient_scaler_whose_state_a_resume_restores(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         train(build_model(SHAPE, "soft_vqvae", 8, seeds=seeds, widths=SMALL, num_codes=8, noise_std=0.2), x, seeds,
               checkpoint=tmp_path / "cut.pt", on_step=interrupt_at_15, **options)
+    steps = []
     resumed = train(build_model(SHAPE, "soft_vqvae", 8, seeds=seeds, widths=SMALL, num_codes=8, noise_std=0.2), x,
-                    seeds, checkpoint=tmp_path / "cut.pt", **options)
-    assert resumed["total"] == whole["total"]
+                    seeds, checkpoint=tmp_path / "cut.pt", on_step=steps.append, **options)
+    assert resumed["total"] == whole["total"] and steps == list(range(11, 21))
     final = {name: torch.load(tmp_path / name, weights_only=False)["scaler"] for name in ("whole.pt", "cut.pt")}
     assert final["cut.pt"] == final["whole.pt"] and final["whole.pt"]["_growth_tracker"] == 20
 
