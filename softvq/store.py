@@ -37,7 +37,8 @@ from .io import save_atomic, write_atomic, write_json
 
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
-OUT_OF_MEMORY = (MemoryError, torch.cuda.OutOfMemoryError)     # not a damaged file: raised as they are
+# not a damaged file, raised as they are: out of memory, and a file that is there but may not be read
+NOT_DAMAGE = (MemoryError, torch.cuda.OutOfMemoryError, PermissionError, IsADirectoryError)
 ON_DEVICE = ("model", "running")        # the parts of a training state that live on the training device
 
 
@@ -81,10 +82,22 @@ def lock_path(config, results_dir: str | Path = RESULTS_DIR) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ damaged files
-def set_aside(path: str | Path, problem: BaseException) -> None:
+def _identity(path: Path) -> tuple | None:
+    """What tells two files at `path` apart (inode, size, modification time); None when there is none."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def set_aside(path: str | Path, problem: BaseException, read: tuple | None = None) -> None:
     """Move the unreadable file `path` to <name>.corrupt (or .corrupt.1, .corrupt.2, ... when taken), saying so in
-    one warning line with what is wrong. Nothing is deleted or overwritten."""
+    one warning line with what is wrong. Nothing is deleted or overwritten. With `read` (the `_identity` of the
+    file that failed to read), a file that another process has written there since is left alone."""
     path = Path(path)
+    if read is not None and _identity(path) != read:        # rewritten (or set aside) since it was read
+        return
     aside, n = path.with_name(path.name + ".corrupt"), 0
     while aside.exists():
         n += 1
@@ -98,18 +111,21 @@ def set_aside(path: str | Path, problem: BaseException) -> None:
 
 
 def _read(path: str | Path, load):
-    """load(path), or None when the file does not exist or cannot be read (then set aside)."""
+    """load(path), or None when the file does not exist or cannot be parsed (then set aside). Errors that say
+    nothing about the file (NOT_DAMAGE: out of memory, no permission) propagate; so must whatever the caller does
+    with what it read (a checkpoint moved to a GPU: `read_checkpoint`)."""
     path = Path(path)
-    if not path.exists():
+    read = _identity(path)
+    if read is None:
         return None
     try:
         return load(path)
-    except OUT_OF_MEMORY:
+    except NOT_DAMAGE:
         raise
     except FileNotFoundError:                           # removed between the check and the read
         return None
     except Exception as err:                            # whatever a damaged file makes the loader raise
-        set_aside(path, err)
+        set_aside(path, err, read)
         return None
 
 
@@ -148,17 +164,12 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     running loss sums (`ON_DEVICE`) are moved to `device`, the device training continues on. The optimizer's
     state follows its parameters when `Optimizer.load_state_dict` reads it."""
     for candidate in (Path(path), previous(path)):
-        state = _read(candidate, lambda p: _load_checkpoint(p, device))
-        if state is not None:
+        state = _read(candidate, lambda p: torch.load(p, map_location="cpu", weights_only=False))
+        if state is not None:          # moved outside `_read`: a device's error is not the file's damage
+            for part in ON_DEVICE:
+                state[part] = {name: t.to(device) for name, t in state.get(part, {}).items()}
             return state, candidate
     return None, None
-
-
-def _load_checkpoint(path: Path, device: torch.device | str) -> dict:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    for part in ON_DEVICE:
-        state[part] = {name: t.to(device) for name, t in state.get(part, {}).items()}
-    return state
 
 
 def find_final_checkpoint(config, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> tuple[dict | None, Path | None]:

@@ -299,3 +299,40 @@ def test_written_files_get_the_mode_the_umask_gives(tmp_path, mask, mode):
     finally:
         os.umask(old)
     assert [(p.stat().st_mode & 0o777) for p in (tmp_path / "r.json", tmp_path / "c.pt")] == [mode, mode]
+
+
+def test_only_a_file_that_cannot_be_parsed_is_set_aside(tmp_path, monkeypatch):
+    """Out of memory, a file that may not be read, or a device that fails when the read state moves to it say
+    nothing about the file: they propagate and the checkpoint stays where it is."""
+    ckpt = tmp_path / "c.pt"
+    store.write_checkpoint({"model": {"w": torch.ones(2)}, "running": {}, "iteration": 3}, ckpt)
+    for error in (MemoryError("no memory"), torch.cuda.OutOfMemoryError("CUDA out of memory"),
+                  PermissionError("denied")):
+        def fails(*args, error=error, **kwargs):
+            raise error
+        with monkeypatch.context() as patch:
+            patch.setattr(torch, "load", fails)
+            with pytest.raises(type(error)):
+                store.read_checkpoint(ckpt)
+    with monkeypatch.context() as patch:                # a CUDA error while the weights move to the device
+        patch.setattr(torch.Tensor, "to", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA error")))
+        with pytest.raises(RuntimeError, match="CUDA error"):
+            store.read_checkpoint(ckpt, "cuda")
+    assert ckpt.exists() and not list(tmp_path.glob("*.corrupt*"))
+    assert store.read_checkpoint(ckpt)[0]["iteration"] == 3
+
+
+def test_a_file_rewritten_while_it_was_read_is_not_set_aside(tmp_path, capsys):
+    """Another process replaces a damaged results JSON with a good one while this one reads the damaged one: the
+    good file is left in place, not moved aside as damaged."""
+    path = tmp_path / "r.json"
+    path.write_text("{ damaged")
+
+    def read_then_rewritten(p):
+        text = p.read_text()
+        store.write_json({"good": True}, p)             # the other process's atomic rewrite
+        return json.loads(text)
+    assert store._read(path, read_then_rewritten) is None
+    assert json.loads(path.read_text()) == {"good": True} and not list(tmp_path.glob("*.corrupt*"))
+    path.write_text("{ damaged")                          # nobody rewrites it: set aside as before
+    assert store.read_json(path) is None and (tmp_path / "r.json.corrupt").exists()
