@@ -30,13 +30,13 @@
 
 # %%
 # Without softvq (Colab, a fresh kernel), pip installs it from $SOFTVQ_PIP (a git URL, a wheel, a local
-# path), else from the project's repository with the plots extra: what the notebooks import.
+# path), else from the project's repository with the plots and peers extras: what the notebooks import.
 import importlib, os, subprocess, sys
 
 try:
     import softvq
 except ImportError:
-    requirement = os.environ.get("SOFTVQ_PIP", "softvq[plots] @ git+https://github.com/softvq/softvq")
+    requirement = os.environ.get("SOFTVQ_PIP", "softvq[plots,peers] @ git+https://github.com/softvq/softvq")
     print(f"installing softvq from {requirement}")
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", requirement])
     importlib.invalidate_caches()

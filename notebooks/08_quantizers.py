@@ -44,11 +44,11 @@
 
 # %%
 # Without softvq (Colab, a fresh kernel), pip installs it from $SOFTVQ_PIP (a git URL, a wheel, a local
-# path), else from the project's repository with the plots and peers extras: what this notebook imports.
+# path), else from the project's repository with the plots and peers extras: what the notebooks import.
 import importlib, os, subprocess, sys
 
 try:
-    import softvq, vector_quantize_pytorch
+    import softvq
 except ImportError:
     requirement = os.environ.get("SOFTVQ_PIP", "softvq[plots,peers] @ git+https://github.com/softvq/softvq")
     print(f"installing softvq from {requirement}")

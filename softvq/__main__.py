@@ -26,8 +26,7 @@ import dataclasses
 import json
 
 from . import data, experiments, gpu_check, gpu_run, launch
-from .config import Config, field_type
-from .model import ALL_BOTTLENECKS
+from .config import ALL_BOTTLENECKS, Config, field_type
 from .train import PRECISIONS, flush_to_zero
 
 PRESETS = {
@@ -98,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="table1: settings picked on a validation sweep instead of Table 1's, as the sweep's "
                              "rows name them, e.g. 'noise_std 0.03' 'vae KL/d'; quantizers: the quantizers-sweep "
                              "rows to train instead of the committed choices, e.g. 'fsq levels 8-4-4 scale 1'")
-    preset.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, tf32 or bf16 (GPU)")
+    preset.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, tf32, bf16 or fp16 (GPU)")
     preset.add_argument("--compile", action="store_true", help="torch.compile the training step")
     gpu = sub.add_parser("gpu-check", help="on a CUDA machine: every GPU path once, at most 4 minutes (one JSON)")
     gpu_check.add_arguments(gpu)

@@ -16,8 +16,8 @@ import numbers
 from dataclasses import dataclass
 
 from . import data
-from .bottlenecks import REDUCTIONS
-from .model import ALL_BOTTLENECKS, RECONSTRUCTIONS
+from .bottlenecks import BOTTLENECKS, REDUCTIONS
+from .model import RECONSTRUCTIONS
 from .peers import PEERS
 from .quantize import ESTIMATORS, WEIGHTINGS
 from .train import PRECISIONS
@@ -33,6 +33,7 @@ HASHED_WHEN_SET = {"probe_iterations": 500, "train_size": 0, "eval_size": 0,   #
 EVALUATION = ("kmeans_n_init", "probe_iterations", "train_size", "eval_size", "kmeans")  # how codes are scored
 KMEANS = ("sklearn", "torch")                 # sklearn's random starts; softvq.kmeans_torch's batched k-means++
 QUANTIZERS = ("vqvae", "soft_vqvae", "sqvae", *PEERS)          # bottlenecks with a codebook
+ALL_BOTTLENECKS = {**BOTTLENECKS, **PEERS}        # a Config's bottleneck: the paper's six, SQ-VAE, today's quantizers
 
 
 def _one_of(choices) -> tuple:
@@ -87,7 +88,7 @@ class Config:
     fixed held-out 10,000 and evaluates on those (for choosing settings; the test set is never used then).
     `probe_iterations` caps the linear probe's L-BFGS iterations; `train_size` / `eval_size` > 0 keep only
     that many training / evaluation images, a fixed draw (the quick budget's smoke runs; 0 keeps all, as the
-    paper). `precision` ("fp32", "tf32", "bf16") and `compile` (torch.compile the training step) are for
+    paper). `precision` ("fp32", "tf32", "bf16", "fp16") and `compile` (torch.compile the training step) are for
     GPUs; see `softvq.train.train`. `kmeans` is the K-means implementation that scores the codes, on any
     device: "sklearn" (random starts) or "torch" (`softvq.kmeans_torch`, k-means++ starts, all at once; fast
     on a GPU). `estimator` ("mean", the paper; "sample"; "argmax") is what the soft

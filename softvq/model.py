@@ -13,10 +13,8 @@ import torch.nn.functional as F
 
 from .bottlenecks import BOTTLENECKS
 from .nets import NETWORKS, reset_stacked
-from .peers import PEERS
 
 RECONSTRUCTIONS = ("bce", "mse_var")
-ALL_BOTTLENECKS = {**BOTTLENECKS, **PEERS}       # the paper's six and SQ-VAE, then today's quantizers
 
 
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:
@@ -106,25 +104,27 @@ class AutoEncoder(nn.Module):
             return torch.sigmoid(self.forward(xb)["logits"])
 
 
-def build_model(image_shape: Sequence[int], bottleneck: str, dim: int, net: str = "mlp",
+def build_model(image_shape: Sequence[int], bottleneck: str | type, dim: int, net: str = "mlp",
                 seeds: Sequence[int] = (0,), recon: str = "bce", pixel_var: float = 1.0,
                 widths: Sequence[int] | None = None, **bottleneck_kwargs) -> AutoEncoder:
     """A stack of len(seeds) autoencoders, model m initialised from torch.Generator(seed=seeds[m]).
 
-    `bottleneck` is one of ALL_BOTTLENECKS; `bottleneck_kwargs` go to its constructor (beta, num_codes,
+    `bottleneck` is a name of BOTTLENECKS or a bottleneck class (e.g. one of `softvq.peers.PEERS`, today's
+    quantizers, which need an extra); `bottleneck_kwargs` go to its constructor (beta, num_codes,
     noise_std, ...). `widths` replaces the encoder's layer widths (MLP: 500-500-2000, CNN: 64-128-256-512;
     the decoder mirrors them), e.g. for small test models. A model built in a stack has the same initial
     weights as built alone.
     """
-    if bottleneck not in ALL_BOTTLENECKS:
-        raise ValueError(f"unknown bottleneck {bottleneck!r}; expected one of {sorted(ALL_BOTTLENECKS)}")
+    if not isinstance(bottleneck, type) and bottleneck not in BOTTLENECKS:
+        raise ValueError(f"unknown bottleneck {bottleneck!r}; expected one of {sorted(BOTTLENECKS)} or a class")
     if net not in NETWORKS:
         raise ValueError(f"unknown network {net!r}; expected one of {sorted(NETWORKS)}")
     n = len(seeds)
     enc_cls, dec_cls = NETWORKS[net]
     enc_widths, dec_widths = ((tuple(widths),), (tuple(reversed(widths)),)) if widths else ((), ())
     encoder = enc_cls(image_shape, *enc_widths, n_models=n)
-    model = AutoEncoder(encoder, ALL_BOTTLENECKS[bottleneck](encoder.out_features, dim, n_models=n, **bottleneck_kwargs),
+    kind = bottleneck if isinstance(bottleneck, type) else BOTTLENECKS[bottleneck]
+    model = AutoEncoder(encoder, kind(encoder.out_features, dim, n_models=n, **bottleneck_kwargs),
                         dec_cls(dim, image_shape, *dec_widths, n_models=n), recon=recon, pixel_var=pixel_var)
     reset_stacked(model, [torch.Generator().manual_seed(int(s)) for s in seeds])
     return model

@@ -36,7 +36,7 @@ OPTIONS = {"figures_dir": None, "results_dir": None, "checkpoint_dir": None,   #
            "data_root": None,       # None: $SOFTVQ_DATA or ./data
            "download": None,        # fetch a missing data set before training (None: on Colab only)
            "device": None,          # None: CUDA when present
-           "precision": "fp32",     # fp32, tf32 or bf16 (for a GPU)
+           "precision": "fp32",     # fp32, tf32, bf16 or fp16 (for a GPU)
            "compile": False,        # torch.compile the training step (for a GPU)
            "launcher": {},          # {}: train in the kernel; {"kind": "local" or "slurm", ...}: as jobs
            "progress": True}        # training progress bars

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 
 from . import codebook, data, launch, store
-from .config import PEER_FIELDS, QUANTIZERS, STACKABLE, Config
+from .config import ALL_BOTTLENECKS, PEER_FIELDS, QUANTIZERS, STACKABLE, Config
 from .estimator_swap import swap as swap_estimators
 from .evaluation import downstream, splits
 from .model import build_model
@@ -49,8 +49,8 @@ def build_stack(configs: Sequence[Config], x_train: torch.Tensor):
                         **dict.fromkeys(PEERS, tuple(f for f in STACKABLE if f in PEER_FIELDS))}
     for name in per_model_fields.get(first.bottleneck, ()):
         kwargs[name] = [getattr(c, name) for c in configs]
-    return build_model(x_train.shape[1:], first.bottleneck, first.d, net=first.net, seeds=[c.seed for c in configs],
-                       recon=first.recon, pixel_var=float(x_train.var()), **kwargs)
+    return build_model(x_train.shape[1:], ALL_BOTTLENECKS[first.bottleneck], first.d, net=first.net,
+                       seeds=[c.seed for c in configs], recon=first.recon, pixel_var=float(x_train.var()), **kwargs)
 
 
 def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: str | Path = RESULTS_DIR,

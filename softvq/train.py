@@ -337,7 +337,7 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
     bar = tqdm(initial=start, total=iterations, disable=not progress, desc=f"training {len(seeds)} model(s)",
                unit="it", mininterval=1.0)
     done = start
-    with tf32_allowed(precision == "tf32"):          # for the whole loop, restored after it
+    with tf32_allowed(precision == "tf32"), bar:     # TF32 for the whole loop, restored after it; the bar closed
         while done < iterations:
             end = window_end(done, iterations, log_every, checkpoint_every if checkpoint is not None else None)
             for index in draw_window(samplers, end - done, device):                 # index: (M, B)

@@ -29,7 +29,7 @@ def test_install_cell_and_badge_point_at_the_repository(py):
     install = cells[1].source
     assert install == jupytext.read(PAIRS[0]).cells[1].source, "the install cell differs between notebooks"
     default = re.search(r'os\.environ\.get\("SOFTVQ_PIP", "([^"]+)"\)', install).group(1)
-    assert default == f"softvq[plots] @ git+{REPOSITORY}", \
+    assert default == f"softvq[plots,peers] @ git+{REPOSITORY}", \
         "the install cell's default must be pyproject's [project.urls] Repository, with the extra the notebooks import"
     account = REPOSITORY.removeprefix("https://github.com/")
     badge = f"https://colab.research.google.com/github/{account}/blob/main/notebooks/{py.stem}.ipynb"

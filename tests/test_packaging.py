@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "Pillow"}       # import name -> distribution name
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "Pillow", "vector_quantize_pytorch": "vector-quantize-pytorch"}       # import name -> distribution name
 
 
 def imports(path: Path) -> tuple[set[str], set[str]]:
@@ -84,7 +84,7 @@ def test_the_notebooks_install_cell_brings_what_the_notebooks_import():
     or through the softvq modules they reach. IPython comes with every Jupyter kernel; submitit serves only the
     local and Slurm launchers (the cluster extra), and softvq.launch runs inline without it."""
     source = (ROOT / "notebooks" / "01_theorem1.py").read_text()
-    extra = re.search(r'"SOFTVQ_PIP", "softvq\[(\w+)\] @ ', source).group(1)
+    extras = re.search(r'"SOFTVQ_PIP", "softvq\[([\w,]+)\] @ ', source).group(1)
     todo, third_party = [], set()
     for path in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -97,4 +97,4 @@ def test_the_notebooks_install_cell_brings_what_the_notebooks_import():
     third_party |= packages
     assert {"notebook", "plots", "theorem1"} <= modules
     needed = {DISTRIBUTIONS.get(name, name).lower() for name in third_party} - {"ipython", "submitit"}
-    assert needed - extra_closure(extra) == set(), f"softvq[{extra}] lacks them"
+    assert needed - set().union(*map(extra_closure, extras.split(","))) == set(), f"softvq[{extras}] lacks them"

@@ -8,7 +8,7 @@ pytest.importorskip("vector_quantize_pytorch")
 from conftest import make_record  # noqa: E402
 from softvq import build_model, experiments, quantizer_table, runner, verdicts  # noqa: E402
 from softvq.config import Config  # noqa: E402
-from softvq.peers import PEER_KINDS  # noqa: E402
+from softvq.peers import PEER_KINDS, PEERS  # noqa: E402
 from softvq.train import DATA_INIT_SIZE, train  # noqa: E402
 
 OPTIONS = {"vq_ema": dict(dead_code=0.05), "fsq": dict(levels="4-4-4", num_codes=64, input_scale=2.0),
@@ -17,7 +17,7 @@ OPTIONS = {"vq_ema": dict(dead_code=0.05), "fsq": dict(levels="4-4-4", num_codes
 
 def tiny(kind, seeds=(0, 1), **extra):
     options = {"num_codes": 16, **OPTIONS[kind], **extra}
-    return build_model((1, 8, 8), kind, 4, seeds=seeds, widths=(16, 16, 16), **options)
+    return build_model((1, 8, 8), PEERS[kind], 4, seeds=seeds, widths=(16, 16, 16), **options)
 
 
 def images(n=1200, seed=0):

@@ -1,3 +1,4 @@
+import inspect
 import re
 import subprocess
 import sys
@@ -292,3 +293,30 @@ def test_the_command_line_flushes_denormals_before_it_starts(monkeypatch, capsys
     with pytest.raises(SystemExit):
         cli.main(["run", "--iterations", "0"])                 # refused after the flag is set
     assert calls == [1]
+
+
+def test_the_progress_bar_is_closed_when_training_ends_or_stops(monkeypatch):
+    from softvq import train as training
+    bars = []
+
+    class Recorded(training.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+    monkeypatch.setattr(training, "tqdm", Recorded)
+    model = build_model(SHAPE, "ae", 8, seeds=[0], widths=SMALL)
+    train(model, tiny_data(), [0], iterations=4, batch_size=16, log_every=2, progress=True, device="cpu")
+
+    def stop(iteration):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(model, tiny_data(), [0], iterations=4, batch_size=16, progress=True, device="cpu", on_step=stop)
+    assert len(bars) == 2 and all(bar.disable for bar in bars)      # tqdm marks a closed bar disabled
+
+
+def test_every_precision_is_documented():
+    from softvq import __main__ as cli, config, notebook
+    from softvq.train import PRECISIONS
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["preset"].format_help()
+    for text in (config.Config.__doc__, help_text, inspect.getsource(notebook)):
+        assert all(p in text for p in PRECISIONS), text[:200]
