@@ -208,11 +208,15 @@ def reconstructions(s: Setup, config: Config, n_images: int = 10) -> tuple[dict 
     model = None
     if record is None and s.train_missing:
         s.fetch([config.dataset])
-        records, model, _ = runner.run_stack([config], root=s.options["data_root"], device=s.options["device"],
-                                             results_dir=s.results, checkpoint_dir=s.checkpoints,
-                                             progress=s.options["progress"], keep_model=True)
-        record, index = records[0], 0
-    elif record is not None and saved is None:
+        trained = runner.train_missing([config], root=s.options["data_root"], device=s.options["device"],
+                                       results_dir=s.results, checkpoint_dir=s.checkpoints,
+                                       progress=s.options["progress"], keep_model=True)
+        if trained is not None:
+            (record,), model, _ = trained
+            index = 0
+        else:                           # another process finished it while this one waited for its lock
+            record = store.read_result(config, s.results)
+    if record is not None and saved is None and model is None:
         try:
             model, index = runner.finished_model(config, s.options["data_root"], s.checkpoints)
         except runner.LatentsMissing as e:

@@ -70,13 +70,16 @@ def run_stack(configs: Sequence[Config], root=None, device=None, results_dir: st
 
 
 def train_missing(configs: Sequence[Config], root=None, device=None, results_dir: str | Path = RESULTS_DIR,
-                  checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True) -> None:
+                  checkpoint_dir: str | Path = CHECKPOINT_DIR, progress: bool = True, keep_model: bool = False):
     """`run`'s job for one stack: with the runs' locks held, train those of `configs` whose results JSON is still
-    missing (another process asked for the same runs may have written some while this one waited)."""
+    missing (another process asked for the same runs may have written some while this one waited). Returns what
+    `run_stack` returns for the runs it trained (with `keep_model`, the model and its history too), or None when
+    every run was finished: a finished run's results JSON is never written again."""
     with store.locked(configs, results_dir):
         missing = [c for c in configs if store.read_result(c, results_dir) is None]
         if missing:
-            _train_stack(missing, root, device, results_dir, checkpoint_dir, progress)
+            return _train_stack(missing, root, device, results_dir, checkpoint_dir, progress, keep_model)
+    return None
 
 
 def _train_stack(configs: Sequence[Config], root, device, results_dir, checkpoint_dir, progress: bool,

@@ -2,6 +2,7 @@
 one before it; a checkpoint names every run of its stack and is read on the CPU whatever the training device; a
 finished run's latents never retrain it; one lock per run keeps two processes from training it twice; every
 committed results JSON is found under its run id."""
+import contextlib
 import dataclasses
 import functools
 import json
@@ -336,3 +337,33 @@ def test_a_file_rewritten_while_it_was_read_is_not_set_aside(tmp_path, capsys):
     assert json.loads(path.read_text()) == {"good": True} and not list(tmp_path.glob("*.corrupt*"))
     path.write_text("{ damaged")                          # nobody rewrites it: set aside as before
     assert store.read_json(path) is None and (tmp_path / "r.json.corrupt").exists()
+
+
+def test_a_run_finished_by_another_process_while_waiting_is_not_trained_again(tmp_path, synthetic_data,
+                                                                                monkeypatch):
+    """Notebook 02 finds no results JSON and asks for the run; another process finishes it while this one waits
+    for the run's lock. Under the lock the run is finished: nothing is trained and its JSON is not rewritten."""
+    from softvq import notebook
+    folders = {k: str(tmp_path / k) for k in ("figures_dir", "results_dir", "checkpoint_dir")}
+    s = notebook.setup("quick", {**folders, "device": "cpu", "progress": False})
+    config = Config(seed=0, **TINY)
+    other = tmp_path / "other"                          # the other process's run, finished into a copy
+    runner.run([config], device="cpu", results_dir=other / "r", checkpoint_dir=s.checkpoints, progress=False)
+    finished = store.result_path(config, other / "r").read_bytes()
+    real_locked = store.locked
+
+    @contextlib.contextmanager
+    def the_other_process_finishes_first(configs, results_dir):
+        with real_locked(configs, results_dir):
+            path = store.result_path(config, results_dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(finished)
+            yield
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained a run that another process had finished")
+    monkeypatch.setattr(store, "locked", the_other_process_finishes_first)
+    monkeypatch.setattr(runner, "train", no_training)
+    shown, saved = notebook.reconstructions(s, config, n_images=3)
+    assert shown["run_id"] == config.run_id and saved is not None           # decoded from its final checkpoint
+    assert store.result_path(config, s.results).read_bytes() == finished
