@@ -65,6 +65,18 @@ def downstream(z_train, y_train, z_eval, y_eval, n_init: int = 100, seed: int = 
     return scores, how
 
 
+def raw_path(dataset: str, validation: bool, kmeans_n_init: int, changed: str = "",
+             results_dir: str | Path = RESULTS_DIR) -> Path:
+    """The file of a raw-pixel row, keyed like a run: under the data set's path-safe name (`data.data_name`: an
+    image folder never nests), "-sample" when its pixels come from the embedded sample (`data.source`), then the
+    split, the K-means starts and the evaluation fields that differ from the paper's (`changed`). The full data's
+    names are those the committed rows have always had."""
+    name = data.data_name(dataset)
+    sample = "-sample" if data.source(dataset) == "sample" else ""
+    return store.results_file(name, f"{name}-raw{sample}{'-val' if validation else ''}-n{kmeans_n_init}{changed}",
+                              results_dir)
+
+
 def evaluate_raw(dataset: str = "mnist", validation: bool = False, root=None, results_dir: str | Path = RESULTS_DIR,
                  compute: bool = True, kmeans_n_init: int = 100, device: torch.device | str | None = None,
                  **evaluation) -> dict | None:
@@ -73,8 +85,7 @@ def evaluate_raw(dataset: str = "mnist", validation: bool = False, root=None, re
     written (None when not `compute`)."""
     fields = {"kmeans_n_init": kmeans_n_init, **evaluation}
     changed = "".join(f"-{k}{v}" for k, v in fields.items() if k != "kmeans_n_init" and v != HASHED_WHEN_SET[k])
-    path = store.results_file(dataset, f"{dataset}-raw{'-val' if validation else ''}-n{kmeans_n_init}{changed}",
-                              results_dir)
+    path = raw_path(dataset, validation, kmeans_n_init, changed, results_dir)
     record = store.read_json(path)
     if record is not None or not compute:
         return record
@@ -86,6 +97,7 @@ def evaluate_raw(dataset: str = "mnist", validation: bool = False, root=None, re
                              kmeans=fields.get("kmeans", "sklearn"), device=device)
     record = {"config": {"dataset": dataset, "bottleneck": "raw", "validation": validation, "seed": 0,
                          "iterations": 0, **fields},
+              "data": {"name": data.data_name(dataset), "source": data.source(dataset)},
               "metrics": scores, "evaluation": how, "eval_time_s": time.perf_counter() - began,
               "code_version": code_version(device)}
     store.write_json(record, path)

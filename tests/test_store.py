@@ -367,3 +367,19 @@ def test_a_run_finished_by_another_process_while_waiting_is_not_trained_again(tm
     shown, saved = notebook.reconstructions(s, config, n_images=3)
     assert shown["run_id"] == config.run_id and saved is not None           # decoded from its final checkpoint
     assert store.result_path(config, s.results).read_bytes() == finished
+
+
+def test_the_raw_row_is_keyed_by_where_its_pixels_come_from(tmp_path, monkeypatch):
+    """A raw-pixel row computed on the embedded sample is never read back for the full data set, and an image
+    folder's row lives under its path-safe name, not in folders named after its path."""
+    fields = dict(kmeans_n_init=1, probe_iterations=5, train_size=200, eval_size=100)
+    monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist")
+    sample = evaluation.evaluate_raw("mnist", results_dir=tmp_path, device="cpu", **fields)
+    assert sample["data"] == {"name": "mnist", "source": "sample"}
+    monkeypatch.delenv("SOFTVQ_SAMPLE")
+    assert evaluation.evaluate_raw("mnist", results_dir=tmp_path, compute=False, **fields) is None
+    full = evaluation.raw_path("mnist", False, 1, "-probe_iterations5-train_size200-eval_size100", tmp_path)
+    assert full.name == "mnist-raw-n1-probe_iterations5-train_size200-eval_size100.json"     # the committed names
+    folder = tmp_path / "images" / "deep"
+    path = evaluation.raw_path(f"folder:{folder}", False, 100, "", tmp_path / "results")
+    assert path.parent.parent == tmp_path / "results" and path.parent.name.startswith("folder-deep-")
