@@ -250,6 +250,16 @@ class NonFiniteWatch:
                                      f"{self.value[t, m].item()} (model {m}, seed {seeds[m]})")
 
 
+def written_on(state: dict) -> str:
+    """The device type ("cpu", "cuda") a training state was written on: recorded in it, or for an older one told by
+    its noise generators' states (a CPU generator's state has the size of torch.Generator()'s; a CUDA one's is
+    16 bytes). A generator's state restores only onto a generator of the same device type."""
+    if "device" in state:
+        return state["device"]
+    cpu = torch.Generator().get_state().numel()
+    return "cpu" if all(s.numel() == cpu for s in state["noise"]) else "cuda"
+
+
 def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], iterations: int = 40_000,
           batch_size: int = 32, lr: float = 3e-4, device: torch.device | str | None = None,
           checkpoint: str | Path | None = None, checkpoint_every: int = 2_000, log_every: int = 100,
@@ -261,7 +271,8 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
     initialised from seeds[m] by `build_model`). With `checkpoint` set, the state is saved every
     `checkpoint_every` iterations and at the end, and a run that finds a checkpoint there continues from it.
     `identity` (the stack's run ids) is stored in the checkpoint; one written for other seeds or another
-    identity is refused. Checkpoints are read and written by `softvq.store` (a damaged one: its previous copy).
+    identity is refused, and so is one written on another device type (`written_on`: its noise generators'
+    states restore only there), each with one line that says why. Checkpoints are read and written by `softvq.store` (a damaged one: its previous copy).
     `on_step(iteration)` is called after every step (e.g. to interrupt in tests).
 
     `precision`: "fp32" strict float32 (TF32 off on CUDA); "tf32" TF32 matrix products and convolutions
@@ -301,6 +312,11 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
         if list(state["seeds"]) != list(seeds) or state.get("identity") != identity:
             raise ValueError(f"checkpoint {source} was written for seeds {state['seeds']} of {state.get('identity')}, "
                              f"not {list(seeds)} of {identity}")
+        saved_on = written_on(state)
+        if saved_on != device.type:
+            raise ValueError(f"checkpoint {source} was written on {saved_on}, whose noise generators continue only "
+                             f"there: resume it on {saved_on}, or move it aside to train from the start on "
+                             f"{device.type}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:
@@ -318,7 +334,7 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
     def save(iteration: int) -> None:
         store.write_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scaler": scaler.state_dict(), "iteration": iteration, "seeds": list(seeds),
-                                "identity": identity,
+                                "identity": identity, "device": device.type,
                                 "samplers": [s.state_dict() for s in samplers], "noise": [g.get_state() for g in noise],
                                 "history": history, "running": running}, checkpoint)
 

@@ -320,3 +320,20 @@ def test_every_precision_is_documented():
     help_text = cli.build_parser()._subparsers._group_actions[0].choices["preset"].format_help()
     for text in (config.Config.__doc__, help_text, inspect.getsource(notebook)):
         assert all(p in text for p in PRECISIONS), text[:200]
+
+
+def test_a_checkpoint_written_on_another_device_is_refused_with_one_line(tmp_path):
+    """Emulated on the CPU: a checkpoint as a GPU writes it (device "cuda", 16-byte CUDA generator states), and an
+    older one without its device recorded, are refused on the CPU with one line saying where to resume, instead
+    of failing inside Generator.set_state."""
+    x, seeds, ckpt = tiny_data(), [0, 1], tmp_path / "c.pt"
+    options = dict(batch_size=16, log_every=5, progress=False, device="cpu", checkpoint=ckpt, checkpoint_every=5)
+    train(build_model(SHAPE, "vae", 8, seeds=seeds, widths=SMALL), x, seeds, iterations=5, **options)
+    state = torch.load(ckpt, weights_only=False)
+    assert state["device"] == "cpu"
+    state["noise"] = [torch.zeros(16, dtype=torch.uint8) for _ in seeds]           # a CUDA generator's state
+    for recorded in ({"device": "cuda"}, {}):
+        torch.save({**{k: v for k, v in state.items() if k != "device"}, **recorded}, ckpt)
+        with pytest.raises(ValueError, match=r"^checkpoint .* was written on cuda, whose noise generators continue "
+                                             r"only there: resume it on cuda, or move it aside"):
+            train(build_model(SHAPE, "vae", 8, seeds=seeds, widths=SMALL), x, seeds, iterations=10, **options)
