@@ -98,7 +98,9 @@ for dataset in datasets:
     except FileNotFoundError as missing:
         print(f"sweep incomplete ({missing}); using the committed choices")
         choices[dataset] = experiments.QUANTIZER_CHOICES.get(dataset)
-    print(dataset, "chosen:", choices[dataset])
+    chosen = choices[dataset] or {}
+    print(f"{dataset}, chosen:", {k: v for k, v in chosen.items() if k != "pending"} or "none yet",
+          "\n  sweeps still incomplete (no row yet):", ", ".join(chosen.get("pending", [])) or "none")
     display(quantizer_table.format_quantizer_table(sweeps[dataset]))
 
 # %% [markdown]

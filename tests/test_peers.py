@@ -131,11 +131,20 @@ def test_choose_quantizers_keeps_the_rotation_default_and_names_a_better_straigh
     assert chosen == {"vq_ema (rotation)": "vq_ema rotation beta 1 decay 0.8",
                       "vq_ema (straight-through)": "vq_ema straight-through beta 0.25 decay 0.99",
                       "simvq (straight-through)": "simvq straight-through beta 1",
-                      "fsq": "fsq levels 5-5-5 scale 0.25", "diveq": "diveq variance 0.05"}
+                      "fsq": "fsq levels 5-5-5 scale 0.25", "diveq": "diveq variance 0.05", "pending": []}
     rows = experiments.quantizers("mnist", (0,), 100, chosen)
     assert rows["fsq"][0].K == 125 and rows["vq_ema (straight-through)"][0].rotation_trick is False
     assert {c.bottleneck for cs in rows.values() for c in cs} == {"soft_vqvae", "vqvae", "sqvae", *PEER_KINDS}
     assert all(not c.validation and c.iterations == 100 for cs in rows.values() for c in cs)
+
+
+def test_a_quantizer_whose_sweep_is_incomplete_is_named_pending_not_chosen(tmp_path):
+    sweep = write_sweep(tmp_path, {})
+    for c in sweep["fsq levels 8-4-4 scale 0.01"]:
+        experiments.result_path(c, tmp_path).unlink()
+    chosen = experiments.choose_quantizers("mnist", (0, 1), 100, tmp_path)
+    assert "fsq" not in chosen and chosen["pending"] == ["fsq"] and "diveq" in chosen
+    assert "pending" not in experiments.quantizers("mnist", (0,), 100, chosen)
 
 
 def test_choose_quantizers_keeps_one_vectorquantize_row_when_the_default_wins(tmp_path):
@@ -153,3 +162,9 @@ def test_the_rotation_effect_pairs_rows_that_differ_only_in_the_estimator(tmp_pa
     assert (line["cluster_acc_on"], line["cluster_acc_off"], line["cluster_acc_diff"]) == pytest.approx((60, 40, 20))
     text = verdicts.rotation_verdict(effect)
     assert "**vq_ema**" in text and "clustering accuracy +4.00 points (higher in 1 of 5)" in text
+
+
+@pytest.mark.parametrize("dataset", sorted(experiments.QUANTIZER_CHOICES))
+def test_the_committed_choices_are_what_the_committed_sweeps_choose(dataset):
+    chosen = experiments.choose_quantizers(dataset)
+    assert {k: v for k, v in chosen.items() if k != "pending"} == experiments.QUANTIZER_CHOICES[dataset]
