@@ -115,7 +115,7 @@ for dataset in datasets:
     effect = quantizer_table.rotation_effect(sweeps[dataset])
     stem = f"quantizers_rotation_{data.data_name(dataset).replace('-', '_')}"
     rotation = verdicts.rotation_verdict(effect)
-    if len(effect):
+    if len(effect) and effect["seeds"].max() > 0:
         quantizer_table.write_rotation_effect(effect, stem, setup.figures, rotation, setup.budget)
         display(quantizer_table.format_rotation_effect(effect))
     notebook.verdict(f"What the rotation trick changes ({dataset}, validation split).", rotation)

@@ -5,7 +5,8 @@ and costs, from the results records:
     VQ that, not z_e, is what the model transmits),
     the test reconstruction error (mean squared error per pixel of the decoded image, the same measure for every
     loss and bottleneck),
-    the codewords used and the hard perplexity on the test set (the "codebook" statistics),
+    the codewords used, the hard perplexity and the relative distortion E||z_e - z_q||^2 / E||z_e||^2 on the test
+    set (the "codebook" statistics),
     the training time per model-iteration: the stack's wall time / (iterations x models in the stack), on the
     machine the table names.
 
@@ -26,7 +27,7 @@ from .io import write_atomic
 from .tables import METRICS, SHORT_LABELS, format_metric
 
 EXTRAS = {"recon_mse": "test MSE x 1e3", "codewords_used": "codewords used", "perplexity_hard": "perplexity",
-          "ms_per_iteration": "ms / model-it."}
+          "rel_distortion": "rel. distortion", "ms_per_iteration": "ms / model-it."}
 
 
 def _values(records: Sequence[dict], value) -> np.ndarray:
@@ -55,6 +56,8 @@ def extras_table(records: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
         "recon_mse": _recon_mse,
         "codewords_used": lambda r: r["codebook"]["codewords_used"] if "codebook" in r else None,
         "perplexity_hard": lambda r: r["codebook"]["perplexity_hard"] if "codebook" in r else None,
+        "rel_distortion": lambda r: (r["codebook"]["distortion"] / r["codebook"]["z_e_power"]
+                                     if "distortion" in r.get("codebook", {}) else None),
         "ms_per_iteration": lambda r: (1000 * r["train_time_s"] / (r["config"]["iterations"] * r.get("stack_size", 1))
                                        if "train_time_s" in r else None),
     }
@@ -86,7 +89,7 @@ def format_quantizer_table(df: pd.DataFrame) -> pd.DataFrame:
                                            for v, s in zip(df[f"q_{m}"], df[f"q_{m}_std"])]
     out[EXTRAS["recon_mse"]] = [_mean_std(1e3 * v, 1e3 * s, "{:.2f}".format)
                                 for v, s in zip(df["recon_mse"], df["recon_mse_std"])]
-    for key in ("codewords_used", "perplexity_hard"):
+    for key in ("codewords_used", "perplexity_hard", "rel_distortion"):
         out[EXTRAS[key]] = [_mean_std(v, s, "{:.3g}".format) for v, s in zip(df[key], df[f"{key}_std"])]
     out[EXTRAS["ms_per_iteration"]] = ["–" if not np.isfinite(v) else f"{v:.1f}" for v in df["ms_per_iteration"]]
     return out
@@ -108,7 +111,7 @@ def write_quantizer_table(df: pd.DataFrame, stem: str, figures_dir="figures", no
     display table)."""
     explain = ("z_q: the same three scores of the decoder's input (the quantized code). Test MSE: mean squared "
                "error per pixel of the decoded test image x 1e3. Codewords used and perplexity: of the hard "
-               "assignments on the test set. ms / model-it.: training wall time per model-iteration (stack time / "
+               "assignments on the test set; rel. distortion: E||z_e - z_q||^2 / E||z_e||^2 there. ms / model-it.: training wall time per model-iteration (stack time / "
                "models in the stack) on the machine named above. –: not recorded by that run.")
     return tables.write_csv_md(df, format_quantizer_table(df), stem, figures_dir,
                                [budgets.banner(budget, df["dataset"]),

@@ -216,4 +216,7 @@ def leads_sentence(stats: pd.DataFrame, what: str) -> str:
     if not parts:
         return f"{what}: no seed statistics yet."
     body = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
-    return f"{what}: the {label(reference)} {body}."
+    waiting = list(dict.fromkeys(stats.loc[stats["seeds"] == 0, "row"]))
+    caveat = (f" So far: {'; '.join(label(r) for r in waiting)} {'has' if len(waiting) == 1 else 'have'} no "
+              f"results yet, and the sentence covers only the rows that do." if waiting else "")
+    return f"{what}: the {label(reference)} {body}.{caveat}"

@@ -106,3 +106,9 @@ def test_leads_sentence_quotes_the_largest_p_of_every_one_sided_test():
                            "FSQ's 70.00 %; largest one-sided p = 0.02)")
     assert "has the highest mean NMI but does not beat VectorQuantize (EMA) at p < 0.05" in text
     assert text.endswith("and trails FSQ on classification accuracy (90.00 % against FSQ's 95.00 %).")
+    waiting = statistics("soft_vqvae", {("soft_vqvae", "cluster_acc"): (80, 78, 82, math.nan),
+                                        ("vq_ema", "cluster_acc"): (50, 48, 52, 0.001),
+                                        ("diveq", "cluster_acc"): (math.nan, math.nan, math.nan, math.nan)})
+    waiting.loc[waiting["row"] == "diveq", "seeds"] = 0
+    assert verdicts.leads_sentence(waiting, "MNIST").endswith(
+        "So far: DiVeQ has no results yet, and the sentence covers only the rows that do.")
