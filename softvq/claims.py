@@ -1,10 +1,10 @@
-"""Does the paper's claim carry? Per data set, whether the soft VQ-VAE leads the best other row on each score.
+"""Does the paper's claim carry? Per data set, whether the soft VQ-VAE leads every other row on each score.
 
 The claim (Wu & Flierl, Tables 1-2): the soft VQ-VAE's codes cluster (K-means accuracy, NMI) and classify (a
 linear probe) better than those of every other bottleneck. `claims` reads the committed seed statistics of each
 data set's table (`figures/<stem>_stats.csv`, written by `softvq.tables.write_statistics` with the soft VQ-VAE as
-the reference row) and, per score, names the best other row, the margin and the one-sided Welch p-value that
-the soft VQ-VAE is better. Nothing is retrained: the table follows the committed tables, and `reproduce.py`
+the reference row) and, per score, names the best other row, the margin and the largest of the one-sided Welch
+p-values that the soft VQ-VAE is better than each other row. Nothing is retrained: the table follows the committed tables, and `reproduce.py`
 copies figures/claims.md into the README's and docs/results.md's `<!-- claims -->` blocks.
 """
 from __future__ import annotations
@@ -21,7 +21,10 @@ from .tables import METRICS, format_metric, write_csv_md
 # data set label -> the stem of its seed statistics in figures/, in the order of the table
 TABLES = {"MNIST (Table 1)": "table1_stats", "Fashion-MNIST (Table 1's protocol)": "fashion_table1_stats",
           "Fashion-MNIST (settings its probe picks)": "fashion_table1_probe_stats",
-          "lossy CIFAR-10 (Table 2)": "table2_stats"}
+          "lossy CIFAR-10 (Table 2)": "table2_stats",
+          # the paper budget's Table 2, one file per data set (`tables.per_dataset_stem`), where it was made
+          "SVHN (Table 2, the paper's budget)": "table2_svhn_stats",
+          "CIFAR-10 (Table 2, the paper's budget)": "table2_cifar10_stats"}
 REFERENCE = "soft_vqvae"
 ALPHA = 0.05
 SCORE_LABELS = {"cluster_acc": "clustering %", "nmi": "NMI", "classification_acc": "classification %"}
@@ -29,7 +32,9 @@ SCORE_LABELS = {"cluster_acc": "clustering %", "nmi": "NMI", "classification_acc
 
 def claim_rows(stats: pd.DataFrame) -> list[dict]:
     """Per metric of one data set's seed statistics: the soft VQ-VAE's mean, the best other row, the margin
-    (soft VQ-VAE minus that row) and the p-value that the soft VQ-VAE is better than it."""
+    (soft VQ-VAE minus that row) and p, the largest of the one-sided p-values that the soft VQ-VAE is better than
+    each other row: "leads" means beating every other row, so its p is that of the weakest of those tests (the
+    same number `verdicts` quotes for a lead)."""
     rows = []
     for metric in METRICS:
         part = stats[stats["metric"] == metric].set_index("row")
@@ -40,7 +45,7 @@ def claim_rows(stats: pd.DataFrame) -> list[dict]:
         rows.append({"metric": metric, "soft_vqvae": float(part.loc[REFERENCE, "mean"]),
                      "seeds": int(part.loc[REFERENCE, "seeds"]), "best_other": best,
                      "best_other_mean": float(others[best]), "margin": float(part.loc[REFERENCE, "mean"] - others[best]),
-                     "p": float(part.loc[best, "p_reference_better"])})
+                     "p": float(part.drop(index=REFERENCE)["p_reference_better"].max(skipna=False))})
     return rows
 
 
@@ -146,9 +151,10 @@ def write_claims(figures_dir: str | Path = "figures") -> tuple[Path, Path]:
     """figures/claims.csv (every number) and claims.md (what the columns mean, the table)."""
     df = claims(figures_dir)
     note = (f"Per data set and score: the soft VQ-VAE's mean over seeds against the best other row of that data "
-            f"set's table (raw pixels included), the margin, and the one-sided Welch p-value that the soft VQ-VAE "
-            f"is better (from the table's seed statistics; 'leads' at p < {ALPHA}, not corrected for multiplicity). "
-            f"Each data set's budget, seeds and machine are in its own table.")
+            f"set's table (raw pixels included) and the margin; p is the largest of the one-sided p-values (Welch "
+            f"over seeds, from the table's seed statistics) that the soft VQ-VAE is better than each other row, so "
+            f"'leads' (p < {ALPHA}, not corrected for multiplicity) means it beats every row. Each data set's "
+            f"budget, seeds and machine are in its own table.")
     waiting = "; ".join(f"{d} ({', '.join(paper.LABELS.get(r, r) for r in rows)})"
                         for d, rows in df.attrs["incomplete"].items())
     if waiting:

@@ -22,6 +22,22 @@ def test_the_best_other_row_margin_and_verdict():
     assert claims.verdict(0.0, 0.5) == "trails"
 
 
+def test_a_lead_quotes_the_largest_p_of_every_one_sided_test():
+    """'Leads' means beating every other row: a lead over the best-mean row at p = 0.001 is no lead when another
+    row (close in mean but noisier) is beaten only at p = 0.2; the claim quotes 0.2, as the verdicts do."""
+    [row] = claims.claim_rows(stats({"raw": 0.5, "beta_vae": 0.68, "vae": 0.7, "soft_vqvae": 0.75},
+                                    {"raw": 1e-5, "beta_vae": 0.2, "vae": 0.001}))
+    assert (row["best_other"], row["p"]) == ("vae", 0.2)
+    assert claims.verdict(row["margin"], row["p"]) == "leads, not significant"
+
+
+def test_table2_at_the_papers_budget_is_read_per_data_set(tmp_path):
+    for stem in ("table2_svhn_stats", "table2_cifar10_stats"):
+        stats({"ae": 0.5, "soft_vqvae": 0.6}, {"ae": 0.01}).to_csv(tmp_path / f"{stem}.csv", index=False)
+    assert list(claims.claims(tmp_path)["dataset"]) == ["SVHN (Table 2, the paper's budget)",
+                                                         "CIFAR-10 (Table 2, the paper's budget)"]
+
+
 def test_only_the_data_sets_with_statistics_appear(tmp_path):
     stats({"ae": 0.5, "soft_vqvae": 0.4}, {"ae": 0.9}).to_csv(tmp_path / "table2_stats.csv", index=False)
     df = claims.claims(tmp_path)
