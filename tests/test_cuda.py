@@ -47,6 +47,18 @@ def test_the_resume_check_fails_for_a_training_that_ignores_its_checkpoint(tmp_p
         gpu_check.check_resume(setup)
 
 
+def test_the_precision_check_fails_when_a_loss_term_is_dropped_or_the_noise_raised():
+    """Broken on purpose, on the CPU: a training without its VQ loss, or with 30 times the noise, differs from the
+    reference by more than the loosest precision's tolerance, term by term; the reference matches itself."""
+    cpu = torch.device("cpu")
+    with gpu_check.sample_data():
+        reference = gpu_check.precision_losses(cpu, "fp32")
+        assert gpu_check.term_difference(gpu_check.precision_losses(cpu, "fp32"), reference) == 0
+        for broken in (dict(vq_weight=0.0), dict(noise_std=3.0)):
+            difference = gpu_check.term_difference(gpu_check.precision_losses(cpu, "fp32", **broken), reference)
+            assert difference > max(gpu_check.PRECISION_RTOL.values()), (broken, difference)
+
+
 def test_without_cuda_it_says_what_it_skipped_and_writes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.chdir(tmp_path)
