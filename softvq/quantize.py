@@ -32,8 +32,9 @@ def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 
 def _against_inputs(log_var: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """log sigma_k^2 (..., K), one variance per component, as (..., 1, K) against the N inputs; (..., N, K) as is."""
-    return log_var.unsqueeze(-2) if log_var.dim() == codebook.dim() - 1 else log_var
+    """log sigma_k^2 (..., K), one variance per component, as (..., 1, K) against the N inputs; (..., N, K) as is.
+    A single set (K,) is one variance per component for every stack of codebooks."""
+    return log_var.unsqueeze(-2) if log_var.dim() in (1, codebook.dim() - 1) else log_var
 
 
 def posterior_logits(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor,
@@ -155,6 +156,12 @@ class _ChunkedPosteriorMean(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_z_hat, _):
         z, codebook, log_var, z_hat = ctx.saved_tensors
+        with torch.autocast(z.device.type, enabled=False):   # recomputed in the forward's dtype, whatever autocast
+            return _ChunkedPosteriorMean._backward(ctx, z, codebook, log_var, z_hat, grad_z_hat.to(z_hat.dtype))
+
+    @staticmethod
+    def _backward(ctx, z, codebook, log_var, z_hat, grad_z_hat):
+        """The chunks' gradients (see the class docstring)."""
         lv = _against_inputs(log_var, codebook)
         a, svhn = _log_var_coefficient(z.shape[-1], ctx.weighting), ctx.weighting == "svhn_code"
         grad_z, grad_lv, grad_codebook = [], [], torch.zeros_like(codebook)

@@ -220,6 +220,39 @@ def test_chunked_estimator_passes_float64_gradcheck_and_matches_the_full_graph(w
         torch.testing.assert_close(g, e)
 
 
+# (z, codebook, log_var) shapes with a model axis of 2 that the full path takes: per-model per-input log variances
+# with one shared codebook, stacked codebooks with one shared set of variances, a shared z against stacked codebooks
+MIXED_SHAPES = [((2, 7, 3), (5, 3), (2, 7, 5)), ((2, 7, 3), (2, 5, 3), (5,)), ((7, 3), (2, 5, 3), (2, 7, 5)),
+                ((2, 7, 3), (2, 5, 3), (2, 5))]
+
+
+@pytest.mark.parametrize("shapes", MIXED_SHAPES, ids=str)
+def test_chunked_estimator_takes_every_shape_the_full_path_takes(shapes):
+    tensors = [(0.5 * codes(*shape, seed=i, dtype=torch.float64)).requires_grad_() for i, shape in enumerate(shapes)]
+    weights = codes(2, 7, 3, seed=9, dtype=torch.float64)
+    full = soft_quantize(*tensors)[0]
+    expected = torch.autograd.grad((full * weights).sum(), tensors)
+    chunked = soft_quantize(*tensors, chunk_size=3 * 5)[0]
+    torch.testing.assert_close(chunked, full)
+    for g, e in zip(torch.autograd.grad((chunked * weights).sum(), tensors), expected):
+        torch.testing.assert_close(g, e)
+
+
+def test_chunked_backward_recomputes_in_float32_under_an_autocast():
+    """A backward pass started inside a bfloat16 autocast (as a training step's may be) recomputes the posterior in
+    the forward's float32, giving the gradients computed without the autocast."""
+    tensors = [codes(2, 40, 8, seed=0).requires_grad_(), codes(2, 16, 8, seed=1).requires_grad_(),
+               (0.5 * codes(2, 40, 16, seed=2)).requires_grad_()]
+    out = soft_quantize(*tensors, chunk_size=10 * 16)[0]
+    expected = torch.autograd.grad(out.pow(2).sum(), tensors)
+    out = soft_quantize(*tensors, chunk_size=10 * 16)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = torch.autograd.grad(out.pow(2).sum(), tensors)
+    for g, e in zip(got, expected):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("log_var", [-20.0, 0.0, 20.0])
 @pytest.mark.parametrize("scale", [1.0, 1e3])
 def test_chunked_estimator_is_finite_at_extremes(log_var, scale):
