@@ -52,10 +52,10 @@ overrides = {}          # e.g. {"tsne_points": 2000}: any budget setting or opti
 # %%
 from sklearn.metrics import silhouette_score
 
-from softvq import data, experiments, notebook, plots, tables, verdicts
+from softvq import data, notebook, plots, presets, tables, verdicts
 
 setup = notebook.setup(budget, overrides, train_missing, figure4_iterations=iterations)
-configs = experiments.figure4(seeds=[seed], iterations=setup.settings["figure4_iterations"], **setup.presets)
+configs = presets.figure4(seeds=[seed], iterations=setup.settings["figure4_iterations"], **setup.presets)
 [c.run_id for c in configs]
 
 # %% [markdown]

@@ -64,7 +64,7 @@ train_missing = True        # train the runs whose results are missing
 overrides = {}              # e.g. {"table2_iterations": 100}: any budget setting or option (softvq.notebook.OPTIONS)
 
 # %%
-from softvq import data, experiments, notebook, plots, tables, verdicts
+from softvq import data, notebook, plots, presets, tables, verdicts
 
 setup = notebook.setup(budget, overrides, train_missing, iterations=iterations, seeds=seeds,
                        table2_datasets=table2_datasets)
@@ -84,7 +84,7 @@ settings
 
 # %%
 if "ablation" in sections:
-    ablation = experiments.ablation(settings["ablation_seeds"], settings["ablation_iterations"], **setup.presets)
+    ablation = presets.ablation(settings["ablation_seeds"], settings["ablation_iterations"], **setup.presets)
     _, stats = setup.tabulate(ablation, "ablation", reference="official-code", paper_table="table1",
                               note="Paper columns: the paper's Table 1 row of the same bottleneck (MNIST test set).")
     notebook.verdict("Verdict: which of the code's choices matter.", verdicts.reference_verdict(stats))
@@ -97,7 +97,7 @@ if "ablation" in sections:
 
 # %%
 if "noise" in sections:
-    sweep = experiments.noise_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], **setup.presets)
+    sweep = presets.noise_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"], **setup.presets)
     df, _ = setup.tabulate(sweep, "noise_sweep")
     notebook.verdict("Verdict.", verdicts.table_verdict(df))
 
@@ -105,14 +105,14 @@ if "noise" in sections:
 # ## Choosing the baselines' loss scaling
 #
 # The paper does not say how the VAE, beta-VAE and information dropout losses are scaled. Three readings
-# (`experiments.SCALING_ROWS`): `sum` adds the reconstruction over the 784 pixels and the KL over the
+# (`presets.SCALING_ROWS`): `sum` adds the reconstruction over the 784 pixels and the KL over the
 # d = 64 units (the textbook ELBO); `mean` averages both, as the authors' code does for its own losses,
 # which multiplies the KL's weight by 784 / 64 = 12.25; `KL/d` averages only the KL, which is the summed
 # loss with beta / 64. On the validation split, one seed; each bottleneck races only against itself:
 
 # %%
 if "scaling" in sections:
-    scaling = experiments.scaling_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"],
+    scaling = presets.scaling_sweep(settings["ablation_seeds"][:1], settings["ablation_iterations"],
                                         **setup.presets)
     df, _ = setup.tabulate(scaling, "scaling_sweep")
     notebook.verdict("Verdict.", verdicts.table_verdict(df, by="bottleneck"))
@@ -120,7 +120,7 @@ if "scaling" in sections:
 # %% [markdown]
 # ## Table 1
 #
-# The settings chosen above (`experiments.TABLE1`), scored on the test set; the raw-data row scores the
+# The settings chosen above (`presets.TABLE1`), scored on the test set; the raw-data row scores the
 # pixels themselves (no training). The paper's claim to check: the soft VQ-VAE has the best clustering
 # accuracy, NMI and classification accuracy of all rows. The second table gives each mean's 95 %
 # t-interval over seeds and, for each other row, the one-sided p-value that the soft VQ-VAE is better
@@ -128,7 +128,7 @@ if "scaling" in sections:
 
 # %%
 if "table1" in sections:
-    table1 = experiments.table1(settings["seeds"], settings["iterations"], **setup.presets)
+    table1 = presets.table1(settings["seeds"], settings["iterations"], **setup.presets)
     df, stats = setup.tabulate(table1, "table1", reference="soft_vqvae", statistics=True, paper_table="table1",
                                records=setup.raw_row("mnist"))
     notebook.verdict("Verdict on the paper's claim.", verdicts.table_verdict(df, stats))
@@ -142,17 +142,17 @@ if "table1" in sections:
 #
 # The CNN and the natural images need their open settings chosen again, on a validation split of
 # each Table 2 data set (10,000 training images held out), never on its test set. Three candidates with
-# K = 32 (`experiments.TABLE2_SOFT_CANDIDATES`): the authors' MNIST code (Table 1's choice), the authors'
+# K = 32 (`presets.TABLE2_SOFT_CANDIDATES`): the authors' MNIST code (Table 1's choice), the authors'
 # SVHN code (the posterior multiplied by sigma_k, VQ loss x2 with commitment 7.5; not the paper), and the
 # paper's eq. 7 read literally; each without noise (the MNIST sweep's choice) and with noise 0.1. Table 2
-# takes the row with the best mean validation classification accuracy (`experiments.best_row`); the
+# takes the row with the best mean validation classification accuracy (`presets.best_row`); the
 # p-values test "that row is better" per metric.
 
 # %%
 for dataset in setup.table2_datasets if "table2_sweep" in sections else []:
-    sweep = experiments.table2_sweep(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+    sweep = presets.table2_sweep(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
                                      **setup.presets)
-    df, stats = setup.tabulate(sweep, "table2_sweep", dataset=dataset, reference=experiments.best_row)
+    df, stats = setup.tabulate(sweep, "table2_sweep", dataset=dataset, reference=presets.best_row)
     notebook.verdict(f"Verdict ({dataset}); Table 2 takes {stats.attrs['reference']}.",
                      verdicts.table_verdict(df, stats))
 
@@ -164,7 +164,7 @@ for dataset in setup.table2_datasets if "table2_sweep" in sections else []:
 
 # %%
 for dataset in setup.table2_datasets if "table2_scaling" in sections else []:
-    scaling = experiments.scaling_sweep(settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+    scaling = presets.scaling_sweep(settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
                                         dataset=dataset, **setup.presets)
     df, _ = setup.tabulate(scaling, "table2_scaling_sweep", dataset=dataset)
     notebook.verdict(f"Verdict ({dataset}).", verdicts.table_verdict(df, by="bottleneck"))
@@ -173,16 +173,16 @@ for dataset in setup.table2_datasets if "table2_scaling" in sections else []:
 # ## Table 2
 #
 # The d = 256 CNN with the settings the two sweeps above chose on the validation split (where their runs
-# are missing: `experiments.TABLE2`, chosen on the lossy CIFAR-10 copy), scored on the test set. The
+# are missing: `presets.TABLE2`, chosen on the lossy CIFAR-10 copy), scored on the test set. The
 # p-values test "the soft VQ-VAE is better" per metric.
 
 # %%
 for dataset in setup.table2_datasets if "table2" in sections else []:
-    rows = experiments.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+    rows = presets.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
                                   setup.results, **setup.presets)
     print(dataset, "Table 2 settings:",
           {b: {k: v for k, v in row.items() if k != "bottleneck"} for b, row in rows.items()})
-    table2 = experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"], rows=rows,
+    table2 = presets.table2(dataset, settings["table2_seeds"], settings["table2_iterations"], rows=rows,
                                 **setup.presets)
     df, stats = setup.tabulate(table2, "table2", dataset=dataset, reference="soft_vqvae", paper_table="table2",
                                metrics=["cluster_acc", "classification_acc"])

@@ -58,13 +58,13 @@ train_missing = True        # train the Table 1 and 2 quantizer runs whose resul
 overrides = {}              # e.g. {"table2_iterations": 100}: any budget setting or option (softvq.notebook.OPTIONS)
 
 # %%
-from softvq import data, experiments, notebook, plots, tables
+from softvq import data, notebook, plots, presets, tables
 
 setup = notebook.setup(budget, overrides, train_missing, iterations=iterations, seeds=seeds,
                        table2_datasets=table2_datasets)
 settings = setup.settings
 QUANTIZERS = ("vqvae", "soft_vqvae")
-configs = [c for c in experiments.table1(settings["seeds"], settings["iterations"], **setup.presets)
+configs = [c for c in presets.table1(settings["seeds"], settings["iterations"], **setup.presets)
            if c.bottleneck in QUANTIZERS]
 
 # %% [markdown]
@@ -93,13 +93,13 @@ print("saved", plots.save_figure(fig, setup.figures / "codebook_table1.png"))
 # ## Table 2: the same on the CNN
 #
 # Table 2's VQ-VAE (K = 512) and soft VQ-VAE (K = 32) rows, d = 256, with the settings notebook 04 uses for
-# each data set (those its validation sweeps chose, else `experiments.TABLE2`).
+# each data set (those its validation sweeps chose, else `presets.TABLE2`).
 
 # %%
 for dataset in setup.table2_datasets:
-    rows = experiments.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+    rows = presets.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
                                   setup.results, **setup.presets)
-    configs2 = [c for c in experiments.table2(dataset, settings["table2_seeds"], settings["table2_iterations"],
+    configs2 = [c for c in presets.table2(dataset, settings["table2_seeds"], settings["table2_iterations"],
                                               rows=rows, **setup.presets) if c.bottleneck in QUANTIZERS]
     label = tables.DATASET_LABELS.get(dataset, dataset)
     setup.codebook(configs2, setup.stem("codebook_table2", dataset), title=f"Verdict ({label}).",

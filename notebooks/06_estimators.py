@@ -63,7 +63,7 @@ train_missing = True    # train the runs whose results are missing
 overrides = {}          # e.g. {"ablation_iterations": 200}: the sweep's budget (quick 20, cpu 5,000), any option
 
 # %%
-from softvq import budgets, data, experiments, notebook, plots, tables, verdicts
+from softvq import budgets, data, notebook, plots, presets, tables, verdicts
 from softvq.estimator_swap import format_swap_table, swap_table
 
 setup = notebook.setup(budget, overrides, train_missing, iterations=iterations, seeds=seeds)
@@ -81,14 +81,14 @@ banner = data.sample_note(["mnist"])
 
 # %%
 sweep_iterations = setup.settings["ablation_iterations"]
-sweep = experiments.estimators_sweep((0,), sweep_iterations, **setup.presets)
+sweep = presets.estimators_sweep((0,), sweep_iterations, **setup.presets)
 setup.tabulate(sweep, "estimators_sweep", note="Estimator candidates, MNIST, d = 64, K = 128; chosen per family by "
                                                "the best validation linear probe.")
 try:
-    choices = experiments.choose_estimators((0,), sweep_iterations, setup.results, **setup.presets)
+    choices = presets.choose_estimators((0,), sweep_iterations, setup.results, **setup.presets)
 except FileNotFoundError as missing:
     print(f"sweep incomplete ({missing}); using the committed choices")
-    choices = experiments.ESTIMATOR_CHOICES
+    choices = presets.ESTIMATOR_CHOICES
 print("chosen:", choices)
 
 # %% [markdown]
@@ -99,7 +99,7 @@ print("chosen:", choices)
 # estimator's, not the platform's (Table 1's rows may come from another device).
 
 # %%
-rows = experiments.estimators(setup.settings["seeds"], setup.settings["iterations"], choices, **setup.presets)
+rows = presets.estimators(setup.settings["seeds"], setup.settings["iterations"], choices, **setup.presets)
 df, stats = setup.tabulate(rows, "estimators", reference="posterior mean", statistics=True, results_dir=study,
                            note="Estimators study: MNIST, d = 64, K = 128; every row trained by this study.")
 records = tables.records_by_row(rows, study)

@@ -53,7 +53,7 @@ train_missing = True        # train the runs whose results are missing
 overrides = {}              # any budget setting or option (softvq.notebook.OPTIONS), e.g. {"seeds": (0, 1)}
 
 # %%
-from softvq import claims, data, experiments, notebook, plots, verdicts
+from softvq import claims, data, notebook, plots, presets, verdicts
 
 DATASET = "fashion-mnist"
 setup = notebook.setup(budget, overrides, train_missing)
@@ -74,7 +74,7 @@ settings
 choices = None
 if "sweeps" in sections:
     sweep_args = (settings["ablation_seeds"][:1], settings["ablation_iterations"])
-    sweeps = (experiments.noise_sweep, experiments.scaling_sweep)
+    sweeps = (presets.noise_sweep, presets.scaling_sweep)
     noise, scaling = (sweep(*sweep_args, dataset=DATASET, **setup.presets) for sweep in sweeps)
     mnist_sweeps = [sweep(*sweep_args, **setup.presets) for sweep in sweeps]
     noise_df, _ = setup.tabulate(noise, "fashion_noise_sweep")
@@ -92,7 +92,7 @@ if "sweeps" in sections:
 
 # %%
 if "table" in sections:
-    table = experiments.table1(settings["seeds"], settings["iterations"], DATASET, **setup.presets)
+    table = presets.table1(settings["seeds"], settings["iterations"], DATASET, **setup.presets)
     raw = setup.raw_row(DATASET)
     df, stats = setup.tabulate(table, "fashion_table1", reference="soft_vqvae", statistics=True, records=raw)
     notebook.verdict("Verdict: which bottleneck's codes cluster and classify best on Fashion-MNIST.",
@@ -106,7 +106,7 @@ if "table" in sections:
 
 # %%
 if "codebook" in sections:
-    quantizers = [c for c in experiments.table1(settings["seeds"], settings["iterations"], DATASET, **setup.presets)
+    quantizers = [c for c in presets.table1(settings["seeds"], settings["iterations"], DATASET, **setup.presets)
                   if c.bottleneck in ("vqvae", "soft_vqvae")]
     _, codebook_records = setup.codebook(quantizers, "fashion_codebook", note=(
         f"Table 1's quantizer rows on Fashion-MNIST (d = 64, K = 128), {settings['iterations']:,} iterations; "
@@ -127,8 +127,8 @@ if "codebook" in sections:
 if "probe" in sections and choices is None:
     print("the settings the probe picks come from the sweeps section, with all of its runs")
 elif "probe" in sections:
-    rows = experiments.table1_rows(choices["class. pick"])
-    probe = experiments.table1(settings["seeds"], settings["iterations"], DATASET, rows, **setup.presets)
+    rows = presets.table1_rows(choices["class. pick"])
+    probe = presets.table1(settings["seeds"], settings["iterations"], DATASET, rows, **setup.presets)
     changed = [pick for pick, kept in zip(choices["class. pick"], choices["table1"]) if pick != kept]
     df, stats = setup.tabulate(probe, "fashion_table1_probe", reference="soft_vqvae", statistics=True,
                                records=setup.raw_row(DATASET), note="Settings the linear probe picks on the "
@@ -143,7 +143,7 @@ elif "probe" in sections:
 
 # %%
 if "tsne" in sections:
-    pair = [c for c in experiments.table1(settings["seeds"][:1], settings["iterations"], DATASET, **setup.presets)
+    pair = [c for c in presets.table1(settings["seeds"][:1], settings["iterations"], DATASET, **setup.presets)
             if c.bottleneck in ("ae", "soft_vqvae")]
     maps = notebook.tsne_maps(setup, pair, settings["tsne_points"], name="fashion")
     if maps is not None:

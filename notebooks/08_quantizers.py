@@ -63,7 +63,7 @@ train_missing = True        # train the runs whose results are missing
 overrides = {}              # any budget setting or option (softvq.notebook.OPTIONS), e.g. {"seeds": (0, 1)}
 
 # %%
-from softvq import data, experiments, notebook, plots, quantizer_table, tables, verdicts
+from softvq import data, notebook, plots, presets, quantizer_table, tables, verdicts
 
 setup = notebook.setup(budget, overrides, train_missing)
 settings = setup.settings
@@ -77,7 +77,7 @@ folders = [setup.results / "estimators", setup.results]
 #
 # Each quantizer takes the VQ-VAE row's losses and batch (the Bernoulli log-likelihood summed over pixels, its
 # latent terms summed over d, batch 32) and K = 128 codes (FSQ: 8 x 4 x 4 = 128 or 5 x 5 x 5 = 125). The grid
-# (`experiments.QUANTIZER_CANDIDATES`): VectorQuantize's commitment weight and EMA decay, SimVQ's commitment
+# (`presets.QUANTIZER_CANDIDATES`): VectorQuantize's commitment weight and EMA decay, SimVQ's commitment
 # weight, each with the rotation trick and with straight-through; FSQ's levels and input scale; DiVeQ's noise
 # variance. Trained on the training set minus 10,000 held-out images and scored on those, never on the test set.
 # Each table row keeps the candidate with the best mean validation clustering accuracy, the rule that chose
@@ -86,18 +86,18 @@ folders = [setup.results / "estimators", setup.results]
 # %%
 choices, sweeps = {}, {}
 for dataset in datasets:
-    sweep = experiments.quantizers_sweep(sweep_seeds, sweep_iterations, dataset=dataset, **setup.presets)
+    sweep = presets.quantizers_sweep(sweep_seeds, sweep_iterations, dataset=dataset, **setup.presets)
     setup.run(sweep)
     sweeps[dataset], _ = quantizer_table.quantizer_table(sweep, [setup.results])
     stem = f"quantizers_sweep_{data.data_name(dataset).replace('-', '_')}"
     quantizer_table.write_quantizer_table(sweeps[dataset], stem, setup.figures, budget=setup.budget,
                                           note="Candidates of today's quantizers on the validation split.")
     try:
-        choices[dataset] = experiments.choose_quantizers(dataset, sweep_seeds, sweep_iterations, setup.results,
+        choices[dataset] = presets.choose_quantizers(dataset, sweep_seeds, sweep_iterations, setup.results,
                                                          **setup.presets)
     except FileNotFoundError as missing:
         print(f"sweep incomplete ({missing}); using the committed choices")
-        choices[dataset] = experiments.QUANTIZER_CHOICES.get(dataset)
+        choices[dataset] = presets.QUANTIZER_CHOICES.get(dataset)
     chosen = choices[dataset] or {}
     print(f"{dataset}, chosen:", {k: v for k, v in chosen.items() if k != "pending"} or "none yet",
           "\n  sweeps still incomplete (no row yet):", ", ".join(chosen.get("pending", [])) or "none")
@@ -134,7 +134,7 @@ for dataset in datasets:
     if not choices[dataset]:
         print(f"{dataset}: no settings chosen yet (the sweep has no results)")
         continue
-    rows = experiments.quantizers(dataset, settings["seeds"], settings["iterations"], choices[dataset],
+    rows = presets.quantizers(dataset, settings["seeds"], settings["iterations"], choices[dataset],
                                   **setup.presets)
     stem = f"quantizers_{data.data_name(dataset).replace('-', '_')}"
     df, stats, records = setup.quantizers(rows, stem, folders, note=f"Quantizers study, {dataset}.")

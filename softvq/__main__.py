@@ -25,35 +25,36 @@ import argparse
 import dataclasses
 import json
 
-from . import data, experiments, gpu_check, gpu_run, launch
+from . import data, gpu_check, gpu_run, launch, presets, runner
 from .config import ALL_BOTTLENECKS, Config, field_type
+from .store import RESULTS_DIR
 from .train import PRECISIONS, flush_to_zero
 
 PRESETS = {
-    "table1": lambda a: experiments.table1(a.seeds, a.iterations, a.dataset or "mnist",
-                                           experiments.table1_rows(a.pick) if a.pick else None,
+    "table1": lambda a: presets.table1(a.seeds, a.iterations, a.dataset or "mnist",
+                                           presets.table1_rows(a.pick) if a.pick else None,
                                            validation=a.validation, **numerics(a)),
-    "figure4": lambda a: experiments.figure4(a.seeds, a.iterations, **numerics(a)),
-    "table2": lambda a: experiments.table2(a.dataset or "cifar10", a.seeds, a.iterations, **numerics(a)),
-    "ablation": lambda a: experiments.flatten(experiments.ablation(a.seeds, a.iterations, **numerics(a))),
-    "noise": lambda a: experiments.flatten(experiments.noise_sweep(a.seeds, a.iterations, dataset=a.dataset or "mnist",
+    "figure4": lambda a: presets.figure4(a.seeds, a.iterations, **numerics(a)),
+    "table2": lambda a: presets.table2(a.dataset or "cifar10", a.seeds, a.iterations, **numerics(a)),
+    "ablation": lambda a: presets.flatten(presets.ablation(a.seeds, a.iterations, **numerics(a))),
+    "noise": lambda a: presets.flatten(presets.noise_sweep(a.seeds, a.iterations, dataset=a.dataset or "mnist",
                                                                    **numerics(a))),
-    "scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations,
+    "scaling": lambda a: presets.flatten(presets.scaling_sweep(a.seeds, a.iterations,
                                                                        dataset=a.dataset or "mnist", **numerics(a))),
-    "table2-scaling": lambda a: experiments.flatten(experiments.scaling_sweep(a.seeds, a.iterations,
+    "table2-scaling": lambda a: presets.flatten(presets.scaling_sweep(a.seeds, a.iterations,
                                                                               dataset=a.dataset or "cifar10",
                                                                               **numerics(a))),
-    "table2-sweep": lambda a: experiments.flatten(experiments.table2_sweep(a.dataset or "cifar10", a.seeds, a.iterations,
+    "table2-sweep": lambda a: presets.flatten(presets.table2_sweep(a.dataset or "cifar10", a.seeds, a.iterations,
                                                                            **numerics(a))),
-    "estimators-sweep": lambda a: experiments.flatten(experiments.estimators_sweep(a.seeds, a.iterations,
+    "estimators-sweep": lambda a: presets.flatten(presets.estimators_sweep(a.seeds, a.iterations,
                                                                                    **numerics(a))),
-    "quantizers-sweep": lambda a: experiments.flatten(experiments.quantizers_sweep(a.seeds, a.iterations,
+    "quantizers-sweep": lambda a: presets.flatten(presets.quantizers_sweep(a.seeds, a.iterations,
                                                                                    dataset=a.dataset or "mnist",
                                                                                    **numerics(a))),
-    "quantizers": lambda a: experiments.flatten(experiments.quantizers(
+    "quantizers": lambda a: presets.flatten(presets.quantizers(
         a.dataset or "mnist", a.seeds, a.iterations,
-        {experiments.quantizer_row(p): p for p in a.pick} if a.pick else None, **numerics(a))),
-    "estimators": lambda a: experiments.flatten(experiments.estimators(a.seeds, a.iterations, **numerics(a))),
+        {presets.quantizer_row(p): p for p in a.pick} if a.pick else None, **numerics(a))),
+    "estimators": lambda a: presets.flatten(presets.estimators(a.seeds, a.iterations, **numerics(a))),
 }
 # --iterations when not given: the paper's 40,000, except Table 2 (None: each row's own budget) and the sweeps
 DEFAULT_ITERATIONS = {"table2": None, "table2-sweep": 2_000, "table2-scaling": 2_000, "estimators-sweep": 5_000,
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seeds", type=field_type("seed"), nargs="+", default=[0])
         p.add_argument("--data-root", default=None, help="data folder (default: $SOFTVQ_DATA or ./data)")
         p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-        p.add_argument("--results", default=str(experiments.RESULTS_DIR), help="results folder")
+        p.add_argument("--results", default=str(RESULTS_DIR), help="results folder")
         launch.add_arguments(p)
     return parser
 
@@ -140,7 +141,7 @@ def main(argv=None) -> None:
     except (OSError, ValueError) as e:  # no class folders, no images, images of different sizes, a broken image
         stop(args, f"unusable image folder: {e}")
     try:
-        records = experiments.run(configs, root=args.data_root, device=args.device, results_dir=args.results,
+        records = runner.run(configs, root=args.data_root, device=args.device, results_dir=args.results,
                                   launcher=launcher)
     except launch.JobsFailed as e:
         raise SystemExit(f"error: {e}")

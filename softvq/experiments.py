@@ -1,5 +1,6 @@
-"""One name for the experiment API: `experiments.X` and `from softvq.experiments import X` keep working for the
-notebooks, the README, benchmarks and tests, while each idea lives in its own module:
+"""One name for the experiment API, for users, benchmarks and tests: `experiments.X` and `from softvq.experiments
+import X`, while each idea lives in its own module. Nothing in the package or the notebooks imports it (a test
+checks): they import from the modules themselves:
 
     softvq.config      Config, its field checks, run ids and stacks
     softvq.presets     the paper's presets, the sweeps, choosing Table 2's, the estimators' and the quantizers' rows

@@ -4,7 +4,7 @@
     python -m softvq gpu-run table2 --plan-only      # the time plan alone
 
 It trains Table 2 on the data set present (the first of PREFERRED_DATASETS in the data folder) at the paper's
-budget, as notebooks/04_tables.py does at budget "paper" (the rows `experiments.table2_for` picks; baselines
+budget, as notebooks/04_tables.py does at budget "paper" (the rows `presets.table2_for` picks; baselines
 40,000 iterations, the soft VQ-VAE 10,000; 3 seeds), and a validation sweep of the soft VQ-VAE's codebook size K
 (SWEEP_K) and of a floor on its sigma_k (SIGMA_FLOORS, at K = 32): is the nearly flat posterior of the soft
 VQ-VAE on CIFAR-10 (mean largest posterior 0.072 with K = 32) a matter of K or of sigma_k?
@@ -17,7 +17,7 @@ batched torch implementation on the device (`--kmeans`); both are part of every 
 Before it starts it prints a time plan: per stack (configs that train together), host and GPU time per step
 from a calibration table (CALIBRATION; docs/gpu.md derives it), and the start and end of each stack when
 `--workers` processes (default: one per stack) take the stacks in order, longest first, sharing the GPU. Each
-stack runs in its own process and writes its results JSONs when it finishes (`experiments.run`), with
+stack runs in its own process and writes its results JSONs when it finishes (`runner.run`), with
 checkpoints every 2,000 iterations, so a slot cut short keeps every finished stack and a rerun skips them and
 resumes the others. A summary JSON beside the results (gpu_run_table2_<dataset>.json) records the plan and each
 stack's measured times, for the next calibration.
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import torch
 
-from . import budgets, data, experiments
-from .experiments import Config
+from . import budgets, data, presets, runner, store
+from .config import EVALUATION, Config
 from .io import write_json
 from .provenance import code_version
 from .metrics import KMEANS
@@ -46,7 +46,7 @@ PREFERRED_DATASETS = ("cifar10", "svhn", "cifar10-jpeg")
 SWEEP_K = (32, 128, 512)
 SIGMA_FLOORS = (0.5, 2.0)            # sigma_k^2 + floor^2; the Table 2 runs learned sigma_k of 2.1-2.5
 BUDGET_S = 480                      # what one H100-class GPU slot affords this command (8 minutes)
-SMOKE_EVALUATION = tuple(n for n in experiments.EVALUATION if n != "kmeans")   # numbers a smoke run may change
+SMOKE_EVALUATION = tuple(n for n in EVALUATION if n != "kmeans")   # numbers a smoke run may change
 
 # Time per training step of a stack on an H100-class GPU: the host's (kernel launches, eager PyTorch) and the
 # GPU's, which processes share. Derived in docs/gpu.md from the H100 measurements in benchmarks/results and
@@ -78,16 +78,16 @@ def table2_work(dataset: str, results_dir, iterations: int | None = None, **fiel
     validation sweep of the soft VQ-VAE ("sweep K <K>", "sweep sigma_floor <floor>"). `fields` (evaluation,
     numerics; for a smoke run a batch size) go to every Config; `iterations` replaces every row's budget."""
     settings = budgets.budget("paper")
-    rows = experiments.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
+    rows = presets.table2_for(dataset, settings["table2_sweep_seeds"], settings["table2_sweep_iterations"],
                                   results_dir, **fields)
-    work = {f"table2 {name}": experiments.table2(dataset, settings["table2_seeds"], iterations, rows={name: row},
+    work = {f"table2 {name}": presets.table2(dataset, settings["table2_seeds"], iterations, rows={name: row},
                                                  **fields)
             for name, row in rows.items()}
     soft = rows["soft_vqvae"]
     sweep = {**{f"sweep K {k}": {**soft, "K": k} for k in SWEEP_K},
              **{f"sweep sigma_floor {f:g}": {**soft, "K": 32, "sigma_floor": f} for f in SIGMA_FLOORS}}
     for name, row in sweep.items():
-        work[name] = experiments.table2(dataset, settings["table2_sweep_seeds"], iterations, rows={name: row},
+        work[name] = presets.table2(dataset, settings["table2_sweep_seeds"], iterations, rows={name: row},
                                         validation=True, **fields)
     return work
 
@@ -96,9 +96,9 @@ def stacks(work: Mapping[str, Sequence[Config]], results_dir) -> list[tuple[str,
     """The stacks that still have runs without results, each named by its rows, longest first (so that the
     last stacks to finish are short ones)."""
     row_of = {c.run_id: name for name, configs in work.items() for c in configs}
-    todo = [c for configs in work.values() for c in configs if not experiments.result_path(c, results_dir).exists()]
+    todo = [c for configs in work.values() for c in configs if not store.result_path(c, results_dir).exists()]
     named = [(" + ".join(dict.fromkeys(row_of[c.run_id] for c in stack)), stack)
-             for stack in experiments.group_stacks(todo)]
+             for stack in runner.group_stacks(todo)]
     return sorted(named, key=lambda s: -step_seconds(s[1]) * s[1][0].iterations)
 
 
@@ -173,7 +173,7 @@ def start_worker(threads: int) -> None:
 def train_stack(configs: list[Config], folders: dict) -> dict:
     """Train, evaluate and write one stack (in a worker process); its measured times."""
     began = time.perf_counter()
-    records = experiments.run(configs, progress=False, max_stack=len(configs), **folders)
+    records = runner.run(configs, progress=False, max_stack=len(configs), **folders)
     return {"wall_s": round(time.perf_counter() - began, 1), "train_time_s": round(records[0]["train_time_s"], 1),
             "eval_time_s": round(sum(r["eval_time_s"] for r in records), 1)}
 

@@ -1,6 +1,6 @@
 """Training stacks as jobs on submitit: local processes or a Slurm cluster.
 
-`experiments.run(configs, launcher=...)` trains each stack inline (the default), or submits each stack as one
+`runner.run(configs, launcher=...)` trains each stack inline (the default), or submits each stack as one
 submitit job and waits for all of them. Every job writes its results JSONs into the shared results folder
 (atomically, named after the config) and its checkpoint into the shared checkpoint folder, so nothing needs
 merging and a rerun skips the runs that are done.

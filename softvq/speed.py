@@ -13,13 +13,14 @@ from collections.abc import Sequence
 
 import torch
 
-from . import experiments
-from .experiments import Config
+from .config import Config
+from .presets import TABLE1, TABLE2
+from .runner import build_stack
 from .provenance import code_version
 from .train import train
 
-PRESETS = {1: dict(dataset="mnist", d=64, **experiments.TABLE1["soft_vqvae"]),
-           2: dict(dataset="cifar10-jpeg", d=256, **experiments.TABLE2["soft_vqvae"])}
+PRESETS = {1: dict(dataset="mnist", d=64, **TABLE1["soft_vqvae"]),
+           2: dict(dataset="cifar10-jpeg", d=256, **TABLE2["soft_vqvae"])}
 MODELS = {1: "Table 1 soft VQ-VAE (MNIST MLP, batch 64)", 2: "Table 2 soft VQ-VAE (CNN, d = 256, K = 32, batch 64)"}
 
 
@@ -33,7 +34,7 @@ def ms_per_model_iteration(x: torch.Tensor, models: int, precision: str, compile
                            warmup: int, device: torch.device, table: int = 1) -> float:
     """Time `iterations` steps of a stack of `models` (after `warmup` steps of the same stack)."""
     configs = [Config(seed=s, precision=precision, compile=compile, **PRESETS[table]) for s in range(models)]
-    model = experiments.build_stack(configs, x)
+    model = build_stack(configs, x)
     options = dict(batch_size=configs[0].batch_size, device=device, progress=False, precision=precision,
                    compile=compile)
     train(model, x, list(range(models)), iterations=warmup, **options)

@@ -83,7 +83,7 @@ def test_sweeps_choose_on_the_validation_split_and_name_distinct_runs(sweep):
     ["run", "--noise-std", "nan"], ["run", "--lr", "inf"], ["preset", "table1", "--iterations", "1.5"],
 ])
 def test_cli_refuses_bad_values_before_running(argv, capsys, monkeypatch):
-    monkeypatch.setattr(experiments, "run", lambda *a, **k: pytest.fail("reached experiments.run"))
+    monkeypatch.setattr(cli.runner, "run", lambda *a, **k: pytest.fail("reached runner.run"))
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 2
@@ -105,7 +105,7 @@ def folders(tmp_path):
 @pytest.mark.parametrize("argv", [["--data-root", "/no/such/folder"], ["--dataset", "folder:{}/empty"],
                                   ["--dataset", "folder:{}/no_classes"], ["--dataset", "folder:{}/no_images"]])
 def test_cli_data_mistakes_are_one_error_line(argv, folders, capsys, monkeypatch):
-    monkeypatch.setattr(experiments, "run", lambda *a, **k: pytest.fail("reached experiments.run"))
+    monkeypatch.setattr(cli.runner, "run", lambda *a, **k: pytest.fail("reached runner.run"))
     with pytest.raises(SystemExit) as info:
         cli.main(["run", *[a.format(folders) for a in argv]])
     assert info.value.code == 2
@@ -133,7 +133,7 @@ def test_reproduce_checks_its_numbers(argv, capsys):
 def test_cli_reads_booleans(monkeypatch):
     monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist")                   # data for the up-front check, wherever this runs
     seen = []
-    monkeypatch.setattr(experiments, "run", lambda configs, **k: seen.extend(configs) or [])
+    monkeypatch.setattr(cli.runner, "run", lambda configs, **k: seen.extend(configs) or [])
     for text, value in [("True", True), ("yes", True), ("1", True), ("FALSE", False), ("no", False), ("0", False)]:
         cli.main(["run", "--validation", text, "--seeds", "3"])
         assert (seen[-1].validation, seen[-1].seed) == (value, 3)

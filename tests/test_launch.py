@@ -134,7 +134,7 @@ def test_launcher_options_are_checked_before_anything_runs(capsys):
 
 def test_a_failed_sweep_exits_non_zero_with_each_job_named(monkeypatch, tmp_path):
     failure = launch.Failure("77", "mnist-ae-d64-it10-s0-x", "FloatingPointError: non-finite loss", "/logs/77.err")
-    monkeypatch.setattr(experiments, "run", lambda *a, **k: (_ for _ in ()).throw(launch.JobsFailed([failure])))
+    monkeypatch.setattr(cli.runner, "run", lambda *a, **k: (_ for _ in ()).throw(launch.JobsFailed([failure])))
     monkeypatch.setenv("SOFTVQ_SAMPLE", "mnist")                   # data for the up-front check, wherever this runs
     with pytest.raises(SystemExit) as exit_:
         cli.main(["run", "--iterations", "10", "--results", str(tmp_path)])

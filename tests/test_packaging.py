@@ -98,3 +98,12 @@ def test_the_notebooks_install_cell_brings_what_the_notebooks_import():
     assert {"notebook", "plots", "theorem1"} <= modules
     needed = {DISTRIBUTIONS.get(name, name).lower() for name in third_party} - {"ipython", "submitit"}
     assert needed - set().union(*map(extra_closure, extras.split(","))) == set(), f"softvq[{extras}] lacks them"
+
+
+def test_neither_the_package_nor_the_notebooks_import_the_experiments_facade():
+    """softvq.experiments re-exports the experiment API for users and tests; the package's own modules and the
+    notebooks import from config, presets, evaluation, runner and store directly."""
+    users = [path.name for path in [*sorted((ROOT / "softvq").glob("*.py")), *sorted((ROOT / "notebooks").glob("*.py")),
+                                    ROOT / "reproduce.py"]
+             if path.name != "experiments.py" and re.search(r"\bexperiments\b", path.read_text())]
+    assert users == []
