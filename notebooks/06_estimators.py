@@ -125,6 +125,6 @@ if len(swaps):
     tables.write_csv_md(swaps.set_index("trained"), format_swap_table(swaps), "estimators_theorem1", setup.figures,
                         [budgets.banner(budget), "Theorem 1 at test time: the soft VQ-VAE rows of the estimators "
                          "table, each decoding the test set with the posterior mean, a posterior sample and the "
-                         "argmax of its own posterior (mean ± std over seeds)."])
-    display(format_swap_table(swaps))
+                         "argmax of its own posterior (mean ± std over seeds). " + tables.trained_on_line(soft_rows)])
+    notebook.show(format_swap_table(swaps), tables.trained_on_line(soft_rows))
     notebook.verdict("Verdict.", verdicts.swap_verdict(swaps))

@@ -101,7 +101,7 @@ for dataset in datasets:
     chosen = choices[dataset] or {}
     print(f"{dataset}, chosen:", {k: v for k, v in chosen.items() if k != "pending"} or "none yet",
           "\n  sweeps still incomplete (no row yet):", ", ".join(chosen.get("pending", [])) or "none")
-    display(quantizer_table.format_quantizer_table(sweeps[dataset]))
+    notebook.show(quantizer_table.format_quantizer_table(sweeps[dataset]), tables.budget_note(sweeps[dataset]))
 
 # %% [markdown]
 # ## 2. What the rotation trick does here
@@ -117,7 +117,7 @@ for dataset in datasets:
     rotation = verdicts.rotation_verdict(effect)
     if len(effect) and effect["seeds"].max() > 0:
         quantizer_table.write_rotation_effect(effect, stem, setup.figures, rotation, setup.budget)
-        display(quantizer_table.format_rotation_effect(effect))
+        notebook.show(quantizer_table.format_rotation_effect(effect), tables.budget_note(sweeps[dataset]))
     notebook.verdict(f"What the rotation trick changes ({dataset}, validation split).", rotation)
 
 # %% [markdown]

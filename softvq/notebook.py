@@ -9,6 +9,7 @@ plot, and the verdict:
                                     statistics beside the figures, show them, name the runs still missing
     Setup.quantizers(rows, stem)    the same for the quantizers study's wider table (`softvq.quantizer_table`)
     verdict(title, text)            a section's verdict, shown as Markdown
+    show(table, caption)            a table under its caption (the machines and commits it was trained on)
     reconstructions(setup, config)  notebook 02's run: its record and a few test images with their reconstructions
     tsne_maps(setup, configs, ...)  Figure 4's t-SNE maps of the runs' test codes
 
@@ -117,7 +118,7 @@ class Setup:
                                metrics, self.budget)
         if df.attrs["missing"]:
             print(f"missing runs ({len(df.attrs['missing'])}):", *df.attrs["missing"], sep="\n  ")
-        _display(tables.format_table(df, metrics))
+        show(tables.format_table(df, metrics), tables.budget_note(df))
         if reference is None:
             return df, None
         if callable(reference):
@@ -142,7 +143,7 @@ class Setup:
             print(f"missing runs ({len(df.attrs['missing'])}):", *df.attrs["missing"], sep="\n  ")
         stats = tables.seed_statistics(rows, "soft_vqvae", results_dirs)
         tables.write_statistics(stats, f"{stem}_stats", self.figures, budget=self.budget)
-        _display(quantizer_table.format_quantizer_table(df))
+        show(quantizer_table.format_quantizer_table(df), tables.budget_note(df))
         _display(tables.format_statistics(stats))
         return df, stats, records
 
@@ -156,7 +157,7 @@ class Setup:
         records = tables.records_by_row(configs, self.results)
         df = tables.codebook_table(records)
         tables.write_codebook_table(df, stem, self.figures, note=note, budget=self.budget)
-        _display(df)
+        show(df, tables.trained_on_line(records))
         verdict(title, verdicts.codebook_verdict(df))
         return df, records
 
@@ -189,6 +190,15 @@ def verdict(title: str, text: str) -> None:
     """Show a section's verdict: a bold title, then the sentences of `softvq.verdicts`."""
     from IPython.display import Markdown
     _display(Markdown(f"**{title}**\n\n{text}"))
+
+
+def show(table, caption: str) -> None:
+    """Show a table under its caption (what it was trained on and from which commit, as its figures/*.md says), so
+    that a table mixing machines or commits says so where it is read."""
+    from IPython.display import Markdown
+    if caption:
+        _display(Markdown(f"*{caption}*"))
+    _display(table)
 
 
 def _display(obj) -> None:

@@ -164,6 +164,14 @@ def _platform_note(df: pd.DataFrame) -> str:
     return " Trained on: " + "; ".join(f"{where} ({', '.join(names)})" for where, names in rows.items()) + "."
 
 
+def trained_on_line(records: Mapping[str, Sequence[dict]]) -> str:
+    """'Trained on: <machine> at <commit>' (per row where they differ) of {row: records}, as a table's budget line
+    says it: the caption of a table made from records rather than from `collect`."""
+    where = {row: " + ".join(sorted({trained_on(r) for r in recs if r.get("config", {}).get("iterations")}))
+             for row, recs in records.items()}
+    return _platform_note(pd.DataFrame({"trained_on": where})).strip()
+
+
 def _paper_column_note(df: pd.DataFrame) -> str:
     """' Paper columns: CIFAR-10 ...' when a data set is compared with another one's paper column."""
     other = {d: paper.PAPER_DATASET[d] for d in df["dataset"] if d in paper.PAPER_DATASET}

@@ -163,3 +163,20 @@ def test_tables_made_from_the_embedded_sample_say_so_first(mnist_sampled, table1
     for md in (tables.write_table(tables.collect(configs, results), "t", tmp_path, budget="quick")[1],
                tables.write_statistics(tables.seed_statistics(configs, "soft_vqvae", results), "s", tmp_path)[1]):
         assert "Made from the embedded data sample (MNIST" in md.read_text().splitlines()[0]
+
+
+def test_a_table_from_records_names_its_machines_and_commits():
+    def record(commit, cpu="AMD EPYC 7B13"):
+        return {"config": {"iterations": 10}, "code_version": {"device": "cpu", "cpu": cpu, "commit": commit}}
+    one = tables.trained_on_line({"a": [record("abcdef1")], "b": [record("abcdef1")]})
+    assert one == "Trained on: AMD EPYC 7B13 CPU at abcdef1."
+    two = tables.trained_on_line({"a": [record("abcdef1")], "b": [record("1234567", "Intel Xeon Processor")]})
+    assert two == "Trained on: AMD EPYC 7B13 CPU at abcdef1 (a); Intel Xeon Processor at 1234567 (b)."
+
+
+def test_every_table_a_notebook_shows_has_its_caption(monkeypatch):
+    from softvq import notebook
+    shown = []
+    monkeypatch.setattr(notebook, "_display", shown.append)
+    notebook.show("the table", "Trained on: NVIDIA H100 at abcdef1.")
+    assert shown[0].data == "*Trained on: NVIDIA H100 at abcdef1.*" and shown[1] == "the table"
