@@ -509,7 +509,7 @@ claim(D, "--launcher local  # {} runs\npython -m softvq preset table2 ", "result
                                                                              iterations=2000)),))
 claim(D, "--launcher local      # {} runs\n```", "results/cifar10-jpeg: the 10,000-iteration runs",
       lambda: (len(cifar_runs(10000)),))
-claim(D, "On the H100 the {} sweep runs took 6 minutes as {} jobs sharing the GPU",
+claim(D, "On the H100 the {} sweep runs ran as {} jobs sharing the GPU",
       "results/cifar10-jpeg: the 2,000-iteration runs and their stacks",
       lambda: (len(cifar_runs(2000)), len(stacks(cifar_runs(2000)))))
 claim(D, "the ablation and the two MNIST sweeps at {} iterations on a validation split; Table 2 at {} iterations with "
