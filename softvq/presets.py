@@ -344,12 +344,11 @@ def quantizer_row(candidate: str) -> str:
 
 
 # The rows the quantizers tables train, per data set, as `choose_quantizers` picked them from the committed sweeps
-# (figures/quantizers_sweep_<data set>.md; a test checks that they still do). MNIST's FSQ row waits for its
-# sweep's scales 0.01 and 0.03.
+# (figures/quantizers_sweep_<data set>.md; a test checks that they still do).
 QUANTIZER_CHOICES = {"mnist": {"vq_ema (rotation)": "vq_ema rotation beta 1 decay 0.99",
                                "vq_ema (straight-through)": "vq_ema straight-through beta 1 decay 0.8",
                                "simvq (straight-through)": "simvq straight-through beta 1",
-                               "diveq": "diveq variance 0.005"}}
+                               "fsq": "fsq levels 5-5-5 scale 0.03", "diveq": "diveq variance 0.005"}}
 
 
 def quantizers(dataset: str = "mnist", seeds: Sequence[int] = (0, 1, 2, 3, 4), iterations: int = 40_000,
