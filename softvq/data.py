@@ -41,7 +41,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import CIFAR10, MNIST, SVHN, FashionMNIST, ImageFolder
 from torchvision.datasets.folder import find_classes
-from tqdm import tqdm
+from tqdm.auto import tqdm            # a widget in JupyterLab and Colab, text in a terminal
 
 from .io import save_atomic
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm            # a widget in JupyterLab and Colab, text in a terminal
 
 KINDS = ("inline", "local", "slurm")
 QUEUED = ("PENDING", "REQUEUED", "CONFIGURING", "SUSPENDED", "UNKNOWN", "NO PROCESS AND NO RESULT")

@@ -25,7 +25,7 @@ from .peers import PEERS
 from .presets import flatten
 from .provenance import code_version
 from .store import CHECKPOINT_DIR, RESULTS_DIR
-from .train import default_device, tf32_allowed, train
+from .train import default_device, log_interval, tf32_allowed, train
 
 MAX_STACK = 8
 
@@ -91,7 +91,8 @@ def _train_stack(configs: Sequence[Config], root, device, results_dir, checkpoin
     x_tr, y_tr, x_ev, y_ev = splits(first.dataset, first.validation, root, first.train_size, first.eval_size)
     model = build_stack(configs, x_tr)
     history = train(model, x_tr, [c.seed for c in configs], iterations=first.iterations, batch_size=first.batch_size,
-                    lr=first.lr, device=device, checkpoint=store.checkpoint_path(configs, checkpoint_dir),
+                    lr=first.lr, device=device, log_every=log_interval(first.iterations),
+                    checkpoint=store.checkpoint_path(configs, checkpoint_dir),
                     checkpoint_every=checkpoint_every, progress=progress, precision=first.precision,
                     compile=first.compile, identity=[c.run_id for c in configs])
     with tf32_allowed(False):

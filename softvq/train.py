@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm            # a widget in JupyterLab and Colab, text in a terminal
 
 from . import store
 from .model import AutoEncoder
@@ -258,6 +258,13 @@ def written_on(state: dict) -> str:
         return state["device"]
     cpu = torch.Generator().get_state().numel()
     return "cpu" if all(s.numel() == cpu for s in state["noise"]) else "cuda"
+
+
+def log_interval(iterations: int, points: int = 50, most: int = 100) -> int:
+    """The iterations between two logged losses of a run of `iterations`: every `most` (the committed runs'
+    interval) at 5,000 iterations and more, often enough below that for `points` points, so that a short run's
+    loss curves have a shape. Logging reads the losses and changes no training step."""
+    return max(1, min(most, iterations // points))
 
 
 def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], iterations: int = 40_000,

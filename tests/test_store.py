@@ -383,3 +383,11 @@ def test_the_raw_row_is_keyed_by_where_its_pixels_come_from(tmp_path, monkeypatc
     folder = tmp_path / "images" / "deep"
     path = evaluation.raw_path(f"folder:{folder}", False, 100, "", tmp_path / "results")
     assert path.parent.parent == tmp_path / "results" and path.parent.name.startswith("folder-deep-")
+
+
+def test_a_short_run_records_a_loss_curve(tmp_path, synthetic_data):
+    """The quick budget's 50 iterations log every step: notebook 02's loss panels get a curve, not one point."""
+    config = Config(**{**TINY, "iterations": 50})
+    (record,) = runner.run_stack([config], device="cpu", results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c",
+                                 progress=False)
+    assert len(record["history"]["iteration"]) >= 20

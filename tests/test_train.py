@@ -337,3 +337,9 @@ def test_a_checkpoint_written_on_another_device_is_refused_with_one_line(tmp_pat
         with pytest.raises(ValueError, match=r"^checkpoint .* was written on cuda, whose noise generators continue "
                                              r"only there: resume it on cuda, or move it aside"):
             train(build_model(SHAPE, "vae", 8, seeds=seeds, widths=SMALL), x, seeds, iterations=10, **options)
+
+
+def test_every_budget_logs_enough_points_for_a_curve_and_the_committed_interval_stays():
+    from softvq.train import log_interval
+    assert [log_interval(n) for n in (5, 50, 2_000, 5_000, 40_000)] == [1, 1, 40, 100, 100]
+    assert all(n // log_interval(n) >= 20 for n in (20, 50, 200, 1_000, 2_000, 10_000, 40_000))
