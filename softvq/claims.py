@@ -4,8 +4,9 @@ The claim (Wu & Flierl, Tables 1-2): the soft VQ-VAE's codes cluster (K-means ac
 linear probe) better than those of every other bottleneck. `claims` reads the committed seed statistics of each
 data set's table (`figures/<stem>_stats.csv`, written by `softvq.tables.write_statistics` with the soft VQ-VAE as
 the reference row) and, per score, names the best other row, the margin and the largest of the one-sided Welch
-p-values that the soft VQ-VAE is better than each other row. Nothing is retrained: the table follows the committed tables, and `reproduce.py`
-copies figures/claims.md into the README's and docs/results.md's `<!-- claims -->` blocks.
+p-values that the soft VQ-VAE is better than each other row. Nothing is retrained: the table follows the
+committed tables, and `reproduce.py` copies figures/claims.md into the README's and docs/results.md's
+`<!-- claims -->` blocks.
 """
 from __future__ import annotations
 

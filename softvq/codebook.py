@@ -1,4 +1,5 @@
-"""How a trained quantizer (VQ-VAE, soft VQ-VAE, SQ-VAE, a peer quantizer) uses its codebook: codewords used, perplexity, softness, sigma_k.
+"""How a trained quantizer (VQ-VAE, soft VQ-VAE, SQ-VAE, a peer quantizer) uses its codebook: codewords used,
+perplexity, distortion, softness, sigma_k.
 
 `assignments` encodes a data set with a trained stack; `statistics` turns one model's assignments into a
 small JSON-ready record (stored in every VQ-VAE and soft VQ-VAE results JSON, so that the codebook table and
@@ -36,6 +37,10 @@ def assignments(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, tor
         for xb in model.stacked_batches(x, batch_size):
             h = model.encoder(xb)
             z = bn.head(h)
+            if isinstance(bn, PeerQuantized):
+                _, z_q, index = bn.codes(h)                         # quantized once: the code and its index
+            else:
+                z_q = bn(h)[0]                                      # the decoder's input
             if soft:
                 log_var = bn.log_variances(h)
                 post = soft_quantize(z, bn.quantizer.codebook, log_var, bn.quantizer.weighting)[1]
@@ -43,12 +48,12 @@ def assignments(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, tor
             elif isinstance(bn, StochasticQuantized):
                 post = torch.softmax(bn.logits(z), -1)
             elif isinstance(bn, PeerQuantized):
-                post = torch.nn.functional.one_hot(bn.codes(h)[2], bn.num_codes).float()
+                post = torch.nn.functional.one_hot(index, bn.num_codes).float()
             else:
                 index = nearest_codeword(z, bn.codebook)[1]
                 post = torch.nn.functional.one_hot(index, bn.codebook.shape[-2]).float()
             parts["z_e"].append(z.cpu())
-            parts["z_q"].append(bn(h)[0].cpu())
+            parts["z_q"].append(z_q.cpu())
             parts["posterior"].append(post.cpu())
     return {k: torch.cat(v, dim=1) for k, v in parts.items()}
 
@@ -63,9 +68,9 @@ def statistics(codes: Mapping[str, torch.Tensor], model_index: int = 0) -> dict:
     Always: K, codewords_used (the largest posterior's codeword for at least one input), dead_codewords
     (K - used), perplexity_hard (exp entropy of the hard usage; K when all are used equally), hard_usage
     (share of inputs per codeword). With the decoder's input z_q: distortion (mean ||z_e - z_q||^2 per input) and
-    z_e_power (mean ||z_e||^2; their ratio is the relative distortion). With log variances (soft VQ-VAE) also: perplexity_soft (of the mean
-    posterior), mean_max_posterior (1 = a hard choice), mean_entropy (nats per input), soft_usage (mean
-    posterior per codeword), sigma (per codeword, sigma_k averaged over inputs), sigma_min / sigma_max (the
+    z_e_power (mean ||z_e||^2; their ratio is the relative distortion). With log variances (soft VQ-VAE) also:
+    perplexity_soft (of the mean posterior), mean_max_posterior (1 = a hard choice), mean_entropy (nats per
+    input), soft_usage (mean posterior per codeword), sigma (per codeword, sigma_k averaged over inputs), sigma_min / sigma_max (the
     range of that average over codewords).
     """
     post = codes["posterior"][model_index]                      # (N, K)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from . import data
 from .bottlenecks import BOTTLENECKS, REDUCTIONS
 from .model import RECONSTRUCTIONS
-from .peers import PEERS
+from .peers import PEERS, parse_levels
 from .quantize import ESTIMATORS, WEIGHTINGS
 from .train import PRECISIONS
 
@@ -152,7 +152,7 @@ class Config:
                              f"{self.bottleneck!r}")
         if (self.bottleneck == "fsq") != bool(self.levels):
             raise ValueError("Config.levels: FSQ needs its levels (e.g. '8-4-4') and no other bottleneck takes them")
-        if self.bottleneck == "fsq" and math.prod(map(int, self.levels.split("-"))) != self.K:
+        if self.bottleneck == "fsq" and math.prod(parse_levels(self.levels)) != self.K:
             raise ValueError(f"Config.K = {self.K} is not the number of FSQ codes of levels {self.levels!r}")
         if self.bottleneck == "diveq" and self.dead_code <= 0:
             raise ValueError("Config.dead_code must be > 0 for 'diveq' (the library replaces its dead codes)")

@@ -13,10 +13,11 @@ from .config import EVALUATION, FIELD_CHECKS, HASHED_WHEN_SET, QUANTIZERS, STACK
 from .evaluation import VALIDATION_SIZE, downstream, evaluate_raw, splits  # noqa: F401
 from .presets import (  # noqa: F401
     CHOICE_METRIC, ESTIMATOR_CANDIDATES, ESTIMATOR_CHOICES, ESTIMATOR_FAMILIES, NOISE_LEVELS, OFFICIAL_CODE,
-    PAPER_BASELINES, PAPER_BASELINES_CNN, QUANTIZER_CANDIDATES, QUANTIZER_CHOICE_METRIC, QUANTIZER_CHOICES,
-    choose_quantizers, quantizer_row, quantizers, quantizers_sweep, PAPER_CHOICES, PAPER_SOFT_VQVAE, SCALING_D, SCALING_ROWS, SCALINGS,
+    PAPER_BASELINES, PAPER_BASELINES_CNN, PAPER_CHOICES, PAPER_SOFT_VQVAE, QUANTIZER_CANDIDATES,
+    QUANTIZER_CHOICE_METRIC, QUANTIZER_CHOICES, SCALING_D, SCALING_ROWS, SCALINGS,
     SQVAE_SCALINGS, SVHN_CODE, TABLE1, TABLE2, TABLE2_D, TABLE2_SOFT_CANDIDATES, TABLE2_SWEEP_NOISE, ablation,
-    best_row, choose_estimators, choose_table2, estimators, estimators_sweep, figure4, flatten, noise_sweep,
+    best_row, choose_estimators, choose_quantizers, choose_table2, estimators, estimators_sweep, figure4, flatten,
+    noise_sweep, quantizer_row, quantizers, quantizers_sweep,
     official_code, scaling_rows, scaling_sweep, table1, table1_rows, table2, table2_for, table2_rows, table2_sweep,
 )
 from .runner import MAX_STACK, build_stack, group_stacks, latents, run, run_stack, stack_limit  # noqa: F401

@@ -49,6 +49,12 @@ class AutoEncoder(nn.Module):
         per_input = per_input.sum(-1) if self.bottleneck.reduction == "sum" else per_input.mean(-1)
         return per_input.mean(-1)                                   # (M,)
 
+    @staticmethod
+    def pixel_squared_error(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(M,): the mean squared error per pixel of each decoded image sigmoid(logits) in [0, 1] against x
+        (M, B, ...), summed over the batch (the same measure for every loss and bottleneck)."""
+        return (torch.sigmoid(logits) - x).pow(2).flatten(2).mean(-1).sum(-1)
+
     def forward(self, x: torch.Tensor) -> dict:
         """Under a bfloat16 autocast only the encoder and decoder bodies run in bfloat16: the bottleneck
         (heads, posterior softmax, KL and VQ terms) and the reconstruction loss stay float32."""
@@ -94,7 +100,7 @@ class AutoEncoder(nn.Module):
             for xb in self.stacked_batches(x, batch_size):
                 logits = at_least_float32(self.decoder(self.bottleneck(self.encoder(xb))[0]))
                 recon = recon + self.reconstruction_loss(logits, xb) * xb.shape[1]
-                squared = squared + (torch.sigmoid(logits) - xb).pow(2).flatten(2).mean(-1).sum(-1)
+                squared = squared + self.pixel_squared_error(logits, xb)
         return {"recon": (recon / len(x)).cpu(), "mse": (squared / len(x)).cpu()}
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

@@ -133,9 +133,9 @@ class Setup:
     def quantizers(self, rows: Mapping[str, Sequence[Config]], stem: str, results_dirs: Sequence, note: str = ""
                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[dict]]]:
         """The quantizers study's section: train the runs of `rows` missing from every folder of `results_dirs`
-        (into the results folder), write figures/<stem>.csv and .md (`quantizer_table`) and <stem>_stats (seed statistics
-        against the soft VQ-VAE), show both and name the runs still missing. Returns the table, the statistics
-        and the records by row."""
+        (into the results folder), write figures/<stem>.csv and .md (`quantizer_table`) and <stem>_stats (seed
+        statistics against the soft VQ-VAE), show both and name the runs still missing. Returns the table, the
+        statistics and the records by row."""
         self.run([c for c in flatten(rows) if tables.read_result(c, results_dirs) is None])
         df, records = quantizer_table.quantizer_table(rows, results_dirs)
         quantizer_table.write_quantizer_table(df, stem, self.figures, note, self.budget)

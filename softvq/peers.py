@@ -83,7 +83,6 @@ class PeerQuantized(Bottleneck):
         settings = dict(beta=beta, rotation_trick=rotation_trick, ema_decay=ema_decay, dead_code=dead_code,
                         input_scale=input_scale, reparam_variance=reparam_variance)
         self.settings = {k: per_model(v, n_models).tolist() for k, v in settings.items()}
-        self.register_buffer("beta", per_model(beta, n_models))
         self.quantizers = nn.ModuleList(self.build(m) for m in range(n_models))
 
     def build(self, m: int) -> nn.Module:

@@ -14,6 +14,7 @@ from typing import Iterable, Mapping, Sequence
 from . import store
 from .config import Config
 from .data import GREY28
+from .peers import parse_levels
 from .store import RESULTS_DIR
 
 # The authors' public MNIST notebook: no noise, +log sigma_k weighting, MSE / pixel variance, mean
@@ -273,8 +274,9 @@ def estimators(seeds: Sequence[int] = (0, 1, 2, 3, 4), iterations: int = 40_000,
 # and the library name as the ones that matter form a small grid, chosen on the validation split by
 # QUANTIZER_CHOICE_METRIC, the rule that chose Table 1's loss scaling. Two VectorQuantize candidates take the
 # soft VQ-VAE's losses instead (the authors' code's: MSE over the pixel variance, mean reductions, batch 64),
-# which carry much of its result on Table 1 (figures/ablation.md): a quantizer's win then is not the losses'. ROTATION names the gradient estimator of
-# VectorQuantize and SimVQ: the rotation trick (the library's default) or straight-through.
+# which carry much of its result on Table 1 (figures/ablation.md): a quantizer's win then is not the losses'.
+# ROTATION names the gradient estimator of VectorQuantize and SimVQ: the rotation trick (the library's default) or
+# straight-through.
 DEAD_CODE = 0.05            # EMA assignments per batch below which a codeword is replaced: a fifth of batch / K
 ROTATION = {True: "rotation", False: "straight-through"}
 FSQ_LEVELS = ("8-4-4", "5-5-5")
@@ -291,7 +293,7 @@ QUANTIZER_CANDIDATES = {
         **{k: OFFICIAL_CODE[k] for k in ("recon", "reduction", "batch_size")}) for r in (True, False)},
     **{f"simvq {ROTATION[r]} beta {b:g}": dict(bottleneck="simvq", K=128, beta=b, rotation_trick=r)
        for r in (True, False) for b in (0.25, 1.0)},
-    **{f"fsq levels {lv} scale {sc:g}": dict(bottleneck="fsq", K=math.prod(map(int, lv.split("-"))), levels=lv,
+    **{f"fsq levels {lv} scale {sc:g}": dict(bottleneck="fsq", K=math.prod(parse_levels(lv)), levels=lv,
                                              input_scale=sc)
        for lv in FSQ_LEVELS for sc in FSQ_SCALES},
     **{f"diveq variance {v:g}": dict(bottleneck="diveq", K=128, reparam_variance=v, dead_code=DEAD_CODE)

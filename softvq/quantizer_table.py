@@ -111,8 +111,9 @@ def write_quantizer_table(df: pd.DataFrame, stem: str, figures_dir="figures", no
     display table)."""
     explain = ("z_q: the same three scores of the decoder's input (the quantized code). Test MSE: mean squared "
                "error per pixel of the decoded test image x 1e3. Codewords used and perplexity: of the hard "
-               "assignments on the test set; rel. distortion: E||z_e - z_q||^2 / E||z_e||^2 there. ms / model-it.: training wall time per model-iteration (stack time / "
-               "models in the stack) on the machine named above. –: not recorded by that run.")
+               "assignments on the test set; rel. distortion: E||z_e - z_q||^2 / E||z_e||^2 there. ms / "
+               "model-it.: training wall time per model-iteration (stack time / models in the stack) on the "
+               "machine named above. –: not recorded by that run.")
     return tables.write_csv_md(df, format_quantizer_table(df), stem, figures_dir,
                                [budgets.banner(budget, df["dataset"]),
                                 f"{tables.budget_note(df)} {explain}" + (f" {note}" if note else "")])

@@ -279,7 +279,8 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
     `checkpoint_every` iterations and at the end, and a run that finds a checkpoint there continues from it.
     `identity` (the stack's run ids) is stored in the checkpoint; one written for other seeds or another
     identity is refused, and so is one written on another device type (`written_on`: its noise generators'
-    states restore only there), each with one line that says why. Checkpoints are read and written by `softvq.store` (a damaged one: its previous copy).
+    states restore only there), each with one line that says why. Checkpoints are read and written by
+    `softvq.store` (a damaged one: its previous copy).
     `on_step(iteration)` is called after every step (e.g. to interrupt in tests).
 
     `precision`: "fp32" strict float32 (TF32 off on CUDA); "tf32" TF32 matrix products and convolutions

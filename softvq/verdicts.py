@@ -205,7 +205,8 @@ def leads_sentence(stats: pd.DataFrame, what: str) -> str:
         others = part.drop(reference)
         best = others["mean"].idxmax()
         p = others["p_reference_better"]
-        shown = f"{_value(m, part.loc[reference, 'mean'])} against {label(best)}'s {_value(m, others.loc[best, 'mean'])}"
+        shown = (f"{_value(m, part.loc[reference, 'mean'])} against {label(best)}'s "
+                 f"{_value(m, others.loc[best, 'mean'])}")
         if part["mean"].idxmax() == reference and p.notna().all() and p.max() < ALPHA:
             parts.append(f"leads every other row on {METRIC_NAMES[m]} ({shown}; largest one-sided p = {p.max():.2g})")
         elif part["mean"].idxmax() == reference:

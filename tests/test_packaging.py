@@ -7,7 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "Pillow", "vector_quantize_pytorch": "vector-quantize-pytorch"}       # import name -> distribution name
+# import name -> distribution name
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "Pillow", "vector_quantize_pytorch": "vector-quantize-pytorch"}
 
 
 def imports(path: Path) -> tuple[set[str], set[str]]:

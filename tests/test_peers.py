@@ -119,7 +119,8 @@ def write_sweep(tmp_path, scores):
     sweep = experiments.quantizers_sweep((0, 1), 100)
     for name, configs in sweep.items():
         for c in configs:
-            experiments.write_json(make_record(c, scores.get(name, 0.5), 0.5, 0.9), experiments.result_path(c, tmp_path))
+            record = make_record(c, scores.get(name, 0.5), 0.5, 0.9)
+            experiments.write_json(record, experiments.result_path(c, tmp_path))
     return sweep
 
 
