@@ -11,10 +11,13 @@ tests/test_metrics.py); the probe runs on `device` (default: the CPU).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
@@ -96,7 +99,9 @@ def kmeans_labels(z, n_clusters: int = 10, n_init: int = 100, seed: int = 0, kme
     if kmeans == "torch":
         return kmeans_torch.kmeans(z, n_clusters, n_init, seed=seed, device=device)[0].numpy()
     km = KMeans(n_clusters=n_clusters, init="random", n_init=n_init, random_state=seed)
-    return km.fit_predict(z)
+    with warnings.catch_warnings():     # codes with fewer distinct points than clusters (a collapse) score as such
+        warnings.filterwarnings("ignore", "Number of distinct clusters", ConvergenceWarning)
+        return km.fit_predict(z)
 
 
 def clustering_scores(z_test, y_test, n_init: int = 100, seed: int = 0, kmeans: str = "sklearn",

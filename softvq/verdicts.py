@@ -209,6 +209,8 @@ def leads_sentence(stats: pd.DataFrame, what: str) -> str:
                  f"{_value(m, others.loc[best, 'mean'])}")
         if part["mean"].idxmax() == reference and p.notna().all() and p.max() < ALPHA:
             parts.append(f"leads every other row on {METRIC_NAMES[m]} ({shown}; largest one-sided p = {p.max():.2g})")
+        elif part["mean"].idxmax() == reference and p.isna().all():       # one seed a row: no test
+            parts.append(f"has the highest mean {METRIC_NAMES[m]} ({shown}; one seed, so no test)")
         elif part["mean"].idxmax() == reference:
             parts.append(f"has the highest mean {METRIC_NAMES[m]} but does not beat {label(p.idxmax())} at p < "
                          f"{ALPHA:g} ({shown}; p = {p.max():.2g})")

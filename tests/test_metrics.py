@@ -1,4 +1,5 @@
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,16 @@ def test_clustering_scores_on_blobs():
     z, y = _blobs()
     scores = clustering_scores(torch.from_numpy(z), torch.from_numpy(y), n_init=5)
     assert scores == {"cluster_acc": 1.0, "nmi": pytest.approx(1.0)}
+
+
+def test_collapsed_codes_score_without_a_warning():
+    """Codes on fewer distinct points than clusters (a collapsed bottleneck) are scored; sklearn's warning about
+    it would be a red block in every notebook that trains briefly."""
+    z = np.repeat(np.eye(3, 8, dtype=np.float32), 20, axis=0)                 # 3 distinct points, 10 clusters
+    y = np.repeat(np.arange(3), 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clustering_scores(z, y, n_init=2)["cluster_acc"] == 1.0
 
 
 def test_kmeans_rejects_bad_latents():

@@ -106,6 +106,11 @@ def test_leads_sentence_quotes_the_largest_p_of_every_one_sided_test():
                            "FSQ's 70.00 %; largest one-sided p = 0.02)")
     assert "has the highest mean NMI but does not beat VectorQuantize (EMA) at p < 0.05" in text
     assert text.endswith("and trails FSQ on classification accuracy (90.00 % against FSQ's 95.00 %).")
+    one_seed = statistics("soft_vqvae", {("soft_vqvae", "nmi"): (0.7, 0.7, 0.7, math.nan),
+                                         ("vq_ema", "nmi"): (0.5, 0.5, 0.5, math.nan)})     # the quick budget
+    assert verdicts.leads_sentence(one_seed, "MNIST") == (
+        "MNIST: the soft VQ-VAE has the highest mean NMI (0.7000 against VectorQuantize (EMA)'s 0.5000; one seed, so "
+        "no test).")
     waiting = statistics("soft_vqvae", {("soft_vqvae", "cluster_acc"): (80, 78, 82, math.nan),
                                         ("vq_ema", "cluster_acc"): (50, 48, 52, 0.001),
                                         ("diveq", "cluster_acc"): (math.nan, math.nan, math.nan, math.nan)})
