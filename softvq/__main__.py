@@ -24,11 +24,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+
+import torch
 
 from . import data, gpu_check, gpu_run, launch, presets, runner
 from .config import ALL_BOTTLENECKS, Config, field_type
 from .store import RESULTS_DIR
-from .train import PRECISIONS, flush_to_zero
+from .train import PRECISIONS, flush_to_zero, free_cores
 
 PRESETS = {
     "table1": lambda a: presets.table1(a.seeds, a.iterations, a.dataset or "mnist",
@@ -120,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     flush_to_zero()                     # before torch starts its thread pool (see softvq.train.flush_to_zero)
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(free_cores())     # beside busy processes, fewer threads train faster
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "gpu-check":

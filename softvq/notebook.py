@@ -24,12 +24,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import budgets, data, plots, quantizer_table, runner, store, tables, verdicts
 from .config import Config
 from .evaluation import evaluate_raw
 from .presets import flatten
-from .train import flush_to_zero
+from .train import flush_to_zero, free_cores
 
 # Options of a notebook run: folders, data, device and numerics, training jobs, progress bars. A notebook's
 # `overrides` may set any of them or any setting of its budget (budgets.BUDGETS).
@@ -40,6 +41,7 @@ OPTIONS = {"figures_dir": None, "results_dir": None, "checkpoint_dir": None,   #
            "precision": "fp32",     # fp32, tf32, bf16 or fp16 (for a GPU)
            "compile": False,        # torch.compile the training step (for a GPU)
            "launcher": {},          # {}: train in the kernel; {"kind": "local" or "slurm", ...}: as jobs
+           "threads": None,         # torch's CPU threads in the kernel (None: the cores no other process keeps busy)
            "progress": True}        # training progress bars
 
 
@@ -180,6 +182,7 @@ def setup(budget: str = "quick", overrides: Mapping | None = None, train_missing
         raise ValueError(f"unknown overrides {unknown}: expected options {sorted(OPTIONS)} or budget settings "
                          f"{sorted(known)}")
     options = {k: overrides.get(k, v) for k, v in OPTIONS.items()}
+    torch.set_num_threads(options["threads"] or free_cores())
     chosen = budgets.budget(budget, **{**{k: v for k, v in overrides.items() if k in known},
                                        **{k: v for k, v in settings.items() if v is not None}})
     folders = budgets.output_dirs(budget, options["figures_dir"], options["results_dir"], options["checkpoint_dir"])

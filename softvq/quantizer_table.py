@@ -27,7 +27,7 @@ from .io import write_atomic
 from .tables import METRICS, SHORT_LABELS, format_metric
 
 EXTRAS = {"recon_mse": "test MSE x 1e3", "codewords_used": "codewords used", "perplexity_hard": "perplexity",
-          "rel_distortion": "rel. distortion", "ms_per_iteration": "ms / model-it."}
+          "rel_distortion": "rel. distortion", "z_e_power": "E||z_e||^2", "ms_per_iteration": "ms / model-it."}
 
 
 def _values(records: Sequence[dict], value) -> np.ndarray:
@@ -47,8 +47,9 @@ def _recon_mse(record: dict) -> float | None:
 
 def extras_table(records: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
     """Per row of {row: records}: mean and std over seeds of the quantized view's scores (q_<metric>, accuracies in
-    percent), the reconstruction error (recon_mse, per pixel), the codewords used, the hard perplexity and the
-    ms per model-iteration; NaN where no record has it."""
+    percent), the reconstruction error (recon_mse, per pixel), the codewords used, the hard perplexity, the
+    relative distortion, the codes' mean squared norm (z_e_power) and the ms per model-iteration; NaN where no
+    record has it."""
     scale = {m: 100.0 if m != "nmi" else 1.0 for m in METRICS}
     getters = {
         **{f"q_{m}": (lambda r, m=m: scale[m] * r["metrics_quantized"][m] if "metrics_quantized" in r else None)
@@ -58,6 +59,7 @@ def extras_table(records: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
         "perplexity_hard": lambda r: r["codebook"]["perplexity_hard"] if "codebook" in r else None,
         "rel_distortion": lambda r: (r["codebook"]["distortion"] / r["codebook"]["z_e_power"]
                                      if "distortion" in r.get("codebook", {}) else None),
+        "z_e_power": lambda r: r["codebook"]["z_e_power"] if "z_e_power" in r.get("codebook", {}) else None,
         "ms_per_iteration": lambda r: (1000 * r["train_time_s"] / (r["config"]["iterations"] * r.get("stack_size", 1))
                                        if "train_time_s" in r else None),
     }
@@ -89,7 +91,7 @@ def format_quantizer_table(df: pd.DataFrame) -> pd.DataFrame:
                                            for v, s in zip(df[f"q_{m}"], df[f"q_{m}_std"])]
     out[EXTRAS["recon_mse"]] = [_mean_std(1e3 * v, 1e3 * s, "{:.2f}".format)
                                 for v, s in zip(df["recon_mse"], df["recon_mse_std"])]
-    for key in ("codewords_used", "perplexity_hard", "rel_distortion"):
+    for key in ("codewords_used", "perplexity_hard", "rel_distortion", "z_e_power"):
         out[EXTRAS[key]] = [_mean_std(v, s, "{:.3g}".format) for v, s in zip(df[key], df[f"{key}_std"])]
     out[EXTRAS["ms_per_iteration"]] = ["–" if not np.isfinite(v) else f"{v:.1f}" for v in df["ms_per_iteration"]]
     return out
@@ -111,7 +113,8 @@ def write_quantizer_table(df: pd.DataFrame, stem: str, figures_dir="figures", no
     display table)."""
     explain = ("z_q: the same three scores of the decoder's input (the quantized code). Test MSE: mean squared "
                "error per pixel of the decoded test image x 1e3. Codewords used and perplexity: of the hard "
-               "assignments on the test set; rel. distortion: E||z_e - z_q||^2 / E||z_e||^2 there. ms / "
+               "assignments on the test set; rel. distortion: E||z_e - z_q||^2 / E||z_e||^2 there; E||z_e||^2: the "
+               "scale of the codes the codebook covers. ms / "
                "model-it.: training wall time per model-iteration (stack time / models in the stack) on the "
                "machine named above. –: not recorded by that run.")
     return tables.write_csv_md(df, format_quantizer_table(df), stem, figures_dir,

@@ -17,6 +17,8 @@ once per log step. The numbers are those of a loop that does everything step by 
 from __future__ import annotations
 
 import contextlib
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -103,6 +105,26 @@ def flush_to_zero() -> None:
     reproduce.py and the notebooks before torch starts its thread pool; `train` itself, which reaches the
     calling thread and any pool it starts)."""
     torch.set_flush_denormal(True)
+
+
+def free_cores(samples: int = 5, stat: Path = Path("/proc/stat")) -> int:
+    """The CPU cores that no other process keeps busy, at least 1: the cores less the median count of other running
+    tasks over `samples` reads of `stat` (Linux's /proc/stat) 10 ms apart; all cores where it is missing.
+
+    A notebook kernel with as many threads as cores, beside busy processes, trains 4-6x slower than with the cores left
+    free (docs/reproducibility.md, benchmarks/kernel_load.py): torch's threads wait on each other at every
+    operation while the busy processes hold the cores. Where softvq trains (the command line without
+    $OMP_NUM_THREADS, a notebook's setup) it sets torch's threads to this."""
+    cores = os.cpu_count() or 1
+    try:
+        running = []
+        for _ in range(samples):
+            text = Path(stat).read_text()
+            running.append(int(text.split("procs_running", 1)[1].split()[0]) - 1)     # less this thread
+            time.sleep(0.01)
+    except (OSError, IndexError, ValueError):
+        return cores
+    return max(1, cores - int(statistics.median(running)))
 
 
 def flush_denormals_(optimizer: torch.optim.Optimizer) -> None:

@@ -343,3 +343,23 @@ def test_every_budget_logs_enough_points_for_a_curve_and_the_committed_interval_
     from softvq.train import log_interval
     assert [log_interval(n) for n in (5, 50, 2_000, 5_000, 40_000)] == [1, 1, 40, 100, 100]
     assert all(n // log_interval(n) >= 20 for n in (20, 50, 200, 1_000, 2_000, 10_000, 40_000))
+
+
+def test_free_cores_leaves_the_cores_other_processes_keep_busy(tmp_path, monkeypatch):
+    from softvq.train import free_cores
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    stat = tmp_path / "stat"
+    for running, free in ((1, 4), (3, 2), (9, 1)):          # procs_running counts the caller too
+        stat.write_text(f"cpu  1 2 3\nprocs_running {running}\nprocs_blocked 0\n")
+        assert free_cores(samples=2, stat=stat) == free
+    assert free_cores(samples=2, stat=tmp_path / "missing") == 4
+
+
+def test_a_notebook_sets_the_threads_it_trains_with():
+    from softvq import notebook
+    before = torch.get_num_threads()
+    try:
+        notebook.setup("quick", {"threads": 1, "figures_dir": None})
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
