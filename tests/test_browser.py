@@ -8,8 +8,11 @@ Needs Playwright's Python package and a Chromium on the system (Debian: `apt-get
 $SOFTVQ_CHROMIUM); `.ci/run` installs both. Playwright never downloads a browser here.
 """
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +96,19 @@ def test_paired_source_opens_as_a_notebook(reader):
     source = ROOT / "notebooks" / "02_train.py"
     reader.open(f"notebooks/{source.name}", factory="Jupytext Notebook")
     sync_api.expect(reader.locator(".jp-Cell")).to_have_count(len(jupytext.read(source).cells))
+
+
+def test_kernel_load_benchmark_trains_one_run_four_ways(browser, tmp_path):
+    """benchmarks/kernel_load.py, as a smoke run: the same run from the command line and in a JupyterLab kernel,
+    idle and beside two busy processes, in one JSON with its figure."""
+    if data.missing(["mnist"], data.data_root()):
+        pytest.skip("MNIST is missing: set SOFTVQ_DATA")
+    out = tmp_path / "kernel_load.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernel_load.py"), "--iterations", "5", "--out",
+                    str(out)], check=True, capture_output=True, env={**os.environ,
+                                                                     "SOFTVQ_DATA": str(data.data_root().resolve())})
+    result = json.loads(out.read_text())
+    assert [(r["where"], r["busy_processes"]) for r in result["rows"]] == [
+        ("command line", 0), ("JupyterLab kernel", 0), ("command line", 2), ("JupyterLab kernel", 2)]
+    assert len({r["run_id"] for r in result["rows"]}) == 1 and all(r["train_time_s"] > 0 for r in result["rows"])
+    assert set(result["slower_over_faster"]) == {"0", "2"} and out.with_suffix(".png").stat().st_size > 0
