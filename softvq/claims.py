@@ -23,6 +23,9 @@ from .tables import METRICS, format_metric, write_csv_md
 TABLES = {"MNIST (Table 1)": "table1_stats", "Fashion-MNIST (Table 1's protocol)": "fashion_table1_stats",
           "Fashion-MNIST (settings its probe picks)": "fashion_table1_probe_stats",
           "lossy CIFAR-10 (Table 2)": "table2_stats",
+          # the quantizers study (notebook 08): Table 1's protocol against today's quantizers
+          "MNIST (today's quantizers)": "quantizers_mnist_stats",
+          "Fashion-MNIST (today's quantizers)": "quantizers_fashion_mnist_stats",
           # the paper budget's Table 2, one file per data set (`tables.per_dataset_stem`), where it was made
           "SVHN (Table 2, the paper's budget)": "table2_svhn_stats",
           "CIFAR-10 (Table 2, the paper's budget)": "table2_cifar10_stats"}

@@ -31,8 +31,8 @@ SETTINGS = {
                                                                           "checkForUpdates": False},
 }
 PROMPTS = "[...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]"
-# A code cell queued or running shows "[*]:"; one that ran "[n]:". The counts of a fresh kernel are those of the
-# saved notebook, so a run is seen to end only after it was seen to start: an observer notes the first "[*]:".
+# A code cell queued or running shows "[*]:"; one that ran "[n]:". A run is seen to end only after it was seen to
+# start (an observer notes the first "[*]:"), so that the prompts of an earlier run never pass for this one's.
 WATCH = """() => {
     window.softvqStarted = false;
     const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');

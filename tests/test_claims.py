@@ -38,6 +38,16 @@ def test_table2_at_the_papers_budget_is_read_per_data_set(tmp_path):
                                                          "CIFAR-10 (Table 2, the paper's budget)"]
 
 
+def test_the_quantizers_study_is_a_data_set_of_the_claims(tmp_path):
+    stats({"vq_ema (straight-through)": 0.58, "soft_vqvae": 0.77}, {"vq_ema (straight-through)": 4e-5}).to_csv(
+        tmp_path / "quantizers_mnist_stats.csv", index=False)
+    [row] = claims.claims(tmp_path).to_dict("records")
+    assert (row["dataset"], row["best_other"], row["verdict"]) == ("MNIST (today's quantizers)",
+                                                                   "vq_ema (straight-through)", "leads")
+    shown = claims.format_claims(claims.claims(tmp_path))
+    assert shown["best other row"].iloc[0] == "VectorQuantize, EMA + straight-through 0.5800"
+
+
 def test_only_the_data_sets_with_statistics_appear(tmp_path):
     stats({"ae": 0.5, "soft_vqvae": 0.4}, {"ae": 0.9}).to_csv(tmp_path / "table2_stats.csv", index=False)
     df = claims.claims(tmp_path)
