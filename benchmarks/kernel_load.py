@@ -7,7 +7,8 @@ an idle machine and once beside two busy single-thread processes (a float32 matr
 single-thread trainings are). Each speed is the run's own training time (`train_time_s` of its record). The
 goal: kernel and command line within 1.5x of each other, idle and under load.
 
-    python benchmarks/kernel_load.py --out benchmarks/results/kernel_load_cpu.json    # and its .png
+    python benchmarks/kernel_load.py --iterations 1000 --out benchmarks/results/kernel_load_cpu.json    # and its .png
+    python benchmarks/kernel_load.py --iterations 1000 --threads 2 --out ...     # torch's default on 2 cores
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ BUSY = "import torch\na = torch.randn(512, 512)\nwhile True:\n    a @ a\n"
 SIZES = dict(train_size=1_000, eval_size=250, kmeans_n_init=3, probe_iterations=50)    # the quick budget's
 CELL = """from softvq import notebook
 from softvq.config import Config
-setup = notebook.setup("quick", {{"results_dir": {results!r}, "figures_dir": {figures!r}}})
+setup = notebook.setup("quick", {{"results_dir": {results!r}, "figures_dir": {figures!r}, "threads": {threads!r}}})
 config = Config(**{fields!r})
 record, _ = notebook.reconstructions(setup, config, 4)
 print(record["train_time_s"])
@@ -51,17 +52,22 @@ def record_in(folder: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def command_line(fields: dict, work: Path) -> dict:
+def command_line(fields: dict, work: Path, threads: int | None) -> dict:
+    """Train in `work` (its own checkpoints folder: a checkpoint left by an earlier run would be resumed)."""
+    from softvq import data
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in fields.items()]
+    env = {**os.environ, "SOFTVQ_DATA": str(data.data_root().resolve()),
+           **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     subprocess.run([sys.executable, "-m", "softvq", "run", *flags, "--results", str(work / "results")],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, cwd=work, env=env)
     return record_in(work / "results")
 
 
-def kernel(fields: dict, work: Path, browser) -> dict:
+def kernel(fields: dict, work: Path, threads: int | None, browser) -> dict:
     import nbformat
     from jupyterlab_reader import Reader, jupyterlab
-    cell = CELL.format(results=str(work / "results"), figures=str(work / "figures"), fields=fields)
+    cell = CELL.format(results=str(work / "results"), figures=str(work / "figures"), fields=fields,
+                       threads=threads)
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, work / "train.ipynb")
@@ -79,6 +85,8 @@ def kernel(fields: dict, work: Path, browser) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=2_000)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch's threads in both (default: softvq's choice, softvq.train.free_cores)")
     parser.add_argument("--out", type=Path, default=None, help="JSON to write (and a .png beside it)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -95,7 +103,8 @@ def main() -> None:
                 for where, train in (("command line", command_line), ("JupyterLab kernel", kernel)):
                     work = Path(tmp) / f"{where.split()[0]}-{load}"
                     work.mkdir()
-                    record = train(fields, work, browser) if train is kernel else train(fields, work)
+                    record = (train(fields, work, args.threads, browser) if train is kernel
+                              else train(fields, work, args.threads))
                     rows.append({"where": where, "busy_processes": load, "run_id": record["run_id"],
                                  "train_time_s": record["train_time_s"],
                                  "iterations_per_s": args.iterations / record["train_time_s"]})
@@ -105,7 +114,7 @@ def main() -> None:
     speed = {(r["where"], r["busy_processes"]): r["iterations_per_s"] for r in rows}
     ratios = {str(load): max(speed["command line", load], speed["JupyterLab kernel", load])
               / min(speed["command line", load], speed["JupyterLab kernel", load]) for load in (0, 2)}
-    result = {"benchmark": "kernel_load", "iterations": args.iterations, "rows": rows,
+    result = {"benchmark": "kernel_load", "iterations": args.iterations, "threads": args.threads, "rows": rows,
               "slower_over_faster": ratios, "goal": 1.5, "code_version": code_version("cpu")}
     print(json.dumps(result))
     if args.out:

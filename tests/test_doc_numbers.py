@@ -677,6 +677,27 @@ claim(QZ, "codes stay small (E||z_e||^2 = {} on the test set) and their codeword
                128))
 
 
+RP = "docs/reproducibility.md"
+
+
+def kernel_speed(name: str, where: str, load: int) -> float:
+    """Iterations per second of one of benchmarks/results/<name>.json's four trainings."""
+    return only(r["iterations_per_s"] for r in bench(name)["rows"]
+                if r["where"] == where and r["busy_processes"] == load)
+
+
+claim(RP, "two threads, the kernel trained at {} it/s idle and {} beside the busy processes, against the command "
+      "line's {} and {}", "benchmarks/results/kernel_load_cpu_threads2.json",
+      lambda: tuple(kernel_speed("kernel_load_cpu_threads2", w, n)
+                    for w, n in (("JupyterLab kernel", 0), ("JupyterLab kernel", 2), ("command line", 0),
+                                 ("command line", 2))))
+claim(RP, "it trains at {} / {} it/s (idle / beside the busy processes) in the kernel and {} / {} on the command "
+      "line: the slower within {}x of the faster idle and {}x under load", "benchmarks/results/kernel_load_cpu.json",
+      lambda: (*(kernel_speed("kernel_load_cpu", w, n) for w, n in (("JupyterLab kernel", 0), ("JupyterLab kernel", 2),
+                                                                  ("command line", 0), ("command line", 2))),
+               bench("kernel_load_cpu")["slower_over_faster"]["0"], bench("kernel_load_cpu")["slower_over_faster"]["2"]))
+
+
 def fashion_sweep_runs() -> list[dict]:
     """The runs of Fashion-MNIST's noise and scaling sweeps (not the quantizers study's, on the same split)."""
     return [r for r in runs("results/fashion-mnist", validation=True)
