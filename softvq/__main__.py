@@ -123,8 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     flush_to_zero()                     # before torch starts its thread pool (see softvq.train.flush_to_zero)
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(free_cores())     # beside busy processes, fewer threads train faster
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "gpu-check":
@@ -134,6 +132,8 @@ def main(argv=None) -> None:
     if args.command == "download":
         print("downloaded into", data.download(args.names, args.data_root))
         return
+    if "OMP_NUM_THREADS" not in os.environ:             # training commands: about 50 ms to measure the load
+        torch.set_num_threads(free_cores())     # beside busy processes, fewer threads train faster
     try:
         configs, launcher = build_configs(args), launch.from_arguments(args)
     except ValueError as e:             # a bad Config field or launcher option: one `error:` line, exit status 2

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 WEIGHTINGS = ("paper", "official", "svhn_code")
 ESTIMATORS = ("mean", "sample", "argmax")
-CHUNK_SIZE = 2 ** 22     # posterior entries at once in the drop-in layer: 16 MiB per (n, K) buffer in float32
+CHUNK_SIZE = 2 ** 22     # posterior entries at once in the drop-in layer at most: 16 MiB per (n, K) buffer in float32
+CACHE_ENTRIES = 2 ** 17  # posterior entries per chunk of the fused path: 512 KiB buffers, about a core's L2 cache
 
 
 def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -43,13 +44,18 @@ def posterior_logits(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Ten
 
     Shapes and `weighting` as in `soft_quantize`; a softmax over the last axis gives p(mu_k | z).
     """
+    _check(z, codebook, log_var, weighting)
+    return _logits(squared_distances(z, codebook), _against_inputs(log_var, codebook), z.shape[-1], weighting)
+
+
+def _check(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor, weighting: str) -> None:
+    """One clear error for mismatched shapes or an unknown weighting."""
     if z.shape[-1] != codebook.shape[-1]:
         raise ValueError(f"code dimension {z.shape[-1]} does not match codebook dimension {codebook.shape[-1]}")
     if log_var.shape[-1] != codebook.shape[-2]:
         raise ValueError(f"log_var has {log_var.shape[-1]} components, codebook has {codebook.shape[-2]}")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
-    return _logits(squared_distances(z, codebook), _against_inputs(log_var, codebook), z.shape[-1], weighting)
 
 
 def _log_var_coefficient(d: int, weighting: str) -> float:
@@ -84,16 +90,19 @@ def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor
             instead, as the authors' public MNIST notebook does; "svhn_code" is the authors' SVHN notebook,
             not the paper: the "official" posterior multiplied by sigma_k, z_hat = sum_k sigma_k p(mu_k | z)
             mu_k, whose weights do not sum to one.
-        chunk_size: None keeps every (..., N, K) intermediate for autograd. An int is the most posterior
-            entries (inputs x K) computed at once: with more, the posterior is computed for chunk_size // K
-            inputs at a time (at least one) and recomputed in the backward pass, so that memory beyond the
-            inputs and the returned posterior is O(chunk_size); the posterior then carries no gradient.
+        chunk_size: None builds the posterior from autograd's operations and keeps every (..., N, K)
+            intermediate for the backward pass. An int runs the fused path: eq. 5-7 and their gradients by
+            hand, a few inputs at a time (at most chunk_size posterior entries, and at most CACHE_ENTRIES so that
+            a chunk's buffers stay in a core's cache), the backward reusing the returned posterior; memory beyond
+            the inputs and the returned posterior is O(chunk_size), and the posterior carries no gradient.
 
     Returns:
         z_hat (..., N, d) and the posterior (..., N, K) (normalised, also for "svhn_code").
     """
-    if chunk_size is not None and z.shape[-2] * codebook.shape[-2] > chunk_size:
-        return _ChunkedPosteriorMean.apply(z, codebook, log_var, weighting, max(1, chunk_size // codebook.shape[-2]))
+    if chunk_size is not None:
+        _check(z, codebook, log_var, weighting)
+        rows = max(1, min(chunk_size, CACHE_ENTRIES) // codebook.shape[-2])
+        return _FusedPosteriorMean.apply(z, codebook, log_var, weighting, rows)
     posterior = torch.softmax(posterior_logits(z, codebook, log_var, weighting), dim=-1)
     if weighting == "svhn_code":
         return (posterior * torch.exp(0.5 * _against_inputs(log_var, codebook))) @ codebook, posterior
@@ -106,91 +115,107 @@ def _rows(log_var: torch.Tensor, rows: slice) -> torch.Tensor:
 
 
 def _chunk_posterior(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor, weighting: str,
-                     out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 7 on a chunk of inputs without autograd: p(mu_k | z) (into `out` when given) and ||z - mu_k||^2 /
-    (2 sigma_k^2), both (..., n, K), with log_var laid out against the inputs.
+                     out: torch.Tensor) -> torch.Tensor:
+    """Eq. 7 on a chunk of inputs without autograd: p(mu_k | z) into `out` (..., n, K), with log_var laid out
+    against the inputs; returns the logits' log-sum-exp (..., n, 1).
 
-    The same arithmetic as `posterior_logits` and a softmax (the row maximum subtracted before exp, log-sum-exp
-    style: finite at any distance), in place: on a CPU a fresh (n, K) buffer costs ten in-place passes over it.
+    The same arithmetic as `posterior_logits` (the expanded distance clamped at 0) and a softmax through the
+    log-sum-exp (finite at any distance), in place in one (n, K) buffer besides `out`.
     """
-    scaled = (z @ codebook.transpose(-1, -2)).mul_(-2).add_(z.pow(2).sum(-1, keepdim=True))
-    scaled.add_(codebook.pow(2).sum(-1).unsqueeze(-2)).clamp_min_(0).mul_(0.5 * torch.exp(-log_var))
-    p = torch.sub(_log_var_coefficient(z.shape[-1], weighting) * log_var, scaled, out=out)      # the logits
-    p.sub_(p.amax(-1, keepdim=True)).exp_()
-    return p.div_(p.sum(-1, keepdim=True)), scaled
+    logits = (z @ codebook.transpose(-1, -2)).mul_(-2).add_(z.pow(2).sum(-1, keepdim=True))
+    logits.add_(codebook.pow(2).sum(-1).unsqueeze(-2)).clamp_min_(0).mul_(-0.5 * torch.exp(-log_var))
+    logits.add_(_log_var_coefficient(z.shape[-1], weighting) * log_var)
+    lse = torch.logsumexp(logits, -1, keepdim=True)
+    torch.sub(logits, lse, out=out).exp_()
+    return lse
 
 
-class _ChunkedPosteriorMean(torch.autograd.Function):
-    """`soft_quantize` in chunks of `rows` inputs, the posterior recomputed in backward instead of stored.
+class _FusedPosteriorMean(torch.autograd.Function):
+    """`soft_quantize` in chunks of `rows` inputs, with a hand-written backward that reuses the saved posterior.
 
     Backward per chunk, for the incoming gradient g = dL/dz_hat, with z_hat = w @ mu, w = p * s (s_k = sigma_k
     for "svhn_code", else 1), logits l = -dist / (2 sigma^2) + a log sigma^2 (eq. 7, a as in
     `_log_var_coefficient`), p = softmax(l):
-        dL/dw = g mu^T,  dL/dp = s dL/dw,  dL/dl = p (dL/dp - sum_k p dL/dp),  where sum_k p dL/dp = g . z_hat,
+        dL/dw = g mu^T,  t = dL/dp - sum_k p dL/dp  (dL/dp = s dL/dw),  dL/dl = p t,
         dL/dlog sigma^2 = dL/dl (dist / (2 sigma^2) + a)  (+ w dL/dw / 2 for "svhn_code"),
         dL/ddist = -dL/dl / (2 sigma^2),
         dL/dmu = w^T g + 2 (mu sum_n dL/ddist - dL/ddist^T z),  dL/dz = 2 (z sum_k dL/ddist - dL/ddist mu).
-    Where rounding made the expanded distance negative (z = mu_k) it is clamped to 0 as in `squared_distances`,
-    and the gradient there is the expansion's, 2 (z - mu_k) dL/ddist = 0 up to that rounding.
+    The distances are not recomputed: dist / (2 sigma^2) = a log sigma^2 - lse - log p, with lse the logits'
+    log-sum-exp saved in the forward pass (log p taken of p clamped at the smallest normal float: where p
+    underflowed to 0, dL/dl is 0 and so is the term). Where rounding made the expanded distance negative (z = mu_k)
+    it was clamped to 0 as in `squared_distances`, and the gradient there is the expansion's, 2 (z - mu_k) dL/ddist
+    = 0 up to that rounding.
     """
 
     @staticmethod
     def forward(ctx, z, codebook, log_var, weighting, rows):
         lv = _against_inputs(log_var, codebook)
-        posterior, z_hat = None, []
+        shape = torch.broadcast_shapes(z.shape[:-2], codebook.shape[:-2], lv.shape[:-2])
+        posterior = z.new_empty(*shape, z.shape[-2], codebook.shape[-2])          # filled in place, chunk by chunk
+        lse = z.new_empty(*shape, z.shape[-2], 1)
+        z_hat = z.new_empty(*shape, z.shape[-2], codebook.shape[-1])
         for start in range(0, z.shape[-2], rows):
             chunk = slice(start, start + rows)
-            zc, lvc = z[..., chunk, :], _rows(lv, chunk)
-            if posterior is None:                                  # filled in place: one (..., N, K) tensor
-                shape = torch.broadcast_shapes(zc.shape[:-2], codebook.shape[:-2], lvc.shape[:-2])
-                posterior = z.new_empty(*shape, z.shape[-2], codebook.shape[-2])
-            p, _ = _chunk_posterior(zc, codebook, lvc, weighting, out=posterior[..., chunk, :])
-            z_hat.append((p * torch.exp(0.5 * lvc) if weighting == "svhn_code" else p) @ codebook)
-        z_hat = torch.cat(z_hat, -2)
+            zc, lvc, p = z[..., chunk, :], _rows(lv, chunk), posterior[..., chunk, :]
+            lse[..., chunk, :] = _chunk_posterior(zc, codebook, lvc, weighting, out=p)
+            torch.matmul(p * torch.exp(0.5 * lvc) if weighting == "svhn_code" else p, codebook,
+                         out=z_hat[..., chunk, :])
         ctx.weighting, ctx.rows = weighting, rows
-        ctx.save_for_backward(z, codebook, log_var, z_hat)
+        ctx.save_for_backward(z, codebook, log_var, z_hat, posterior, lse)
         ctx.mark_non_differentiable(posterior)
         return z_hat, posterior
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_z_hat, _):
-        z, codebook, log_var, z_hat = ctx.saved_tensors
-        with torch.autocast(z.device.type, enabled=False):   # recomputed in the forward's dtype, whatever autocast
-            return _ChunkedPosteriorMean._backward(ctx, z, codebook, log_var, z_hat, grad_z_hat.to(z_hat.dtype))
+        z, codebook, log_var, z_hat, posterior, lse = ctx.saved_tensors
+        with torch.autocast(z.device.type, enabled=False):   # in the forward's dtype, whatever autocast
+            return _FusedPosteriorMean._backward(ctx, z, codebook, log_var, z_hat, posterior, lse,
+                                                 grad_z_hat.to(z_hat.dtype))
 
     @staticmethod
-    def _backward(ctx, z, codebook, log_var, z_hat, grad_z_hat):
+    def _backward(ctx, z, codebook, log_var, z_hat, posterior, lse, grad_z_hat):
         """The chunks' gradients (see the class docstring)."""
         lv = _against_inputs(log_var, codebook)
         a, svhn = _log_var_coefficient(z.shape[-1], ctx.weighting), ctx.weighting == "svhn_code"
-        grad_z, grad_lv, grad_codebook = [], [], torch.zeros_like(codebook)
+        tiny = torch.finfo(posterior.dtype).tiny
+        lead = posterior.shape[:-2]                                 # the broadcast batch axes, (B,) once flattened
+        grad_mu = codebook.new_zeros(math.prod(lead), *codebook.shape[-2:])
+        grad_dist_sum = codebook.new_zeros(*lead, 1, codebook.shape[-2])
+        grad_z, grad_lv = [], []
         for start in range(0, z.shape[-2], ctx.rows):
             chunk = slice(start, start + ctx.rows)
-            zc, lvc, g = z[..., chunk, :], _rows(lv, chunk), grad_z_hat[..., chunk, :]
-            p, scaled = _chunk_posterior(zc, codebook, lvc, ctx.weighting)
-            grad_w = g @ codebook.transpose(-1, -2)                                 # (..., n, K)
+            zc, lvc, g, p = z[..., chunk, :], _rows(lv, chunk), grad_z_hat[..., chunk, :], posterior[..., chunk, :]
+            t = g @ codebook.transpose(-1, -2)                                      # dL/dw, (..., n, K)
             if svhn:
                 sigma = torch.exp(0.5 * lvc)
                 w = p * sigma
-                grad_lvc_direct = 0.5 * w * grad_w
-                grad_w.mul_(sigma)                                                  # now dL/dp
+                direct = t * w                                                      # 2 x the direct dL/dlog sigma^2
+                t.mul_(sigma)                                                       # now dL/dp
             else:
                 w = p
-            # in place from here on: each (..., n, K) buffer reused
-            grad_logit = grad_w.sub_((g * z_hat[..., chunk, :]).sum(-1, keepdim=True)).mul_(p)
-            grad_lvc = scaled.add_(a).mul_(grad_logit)
+            grad_logit = p * t.sub_((g * z_hat[..., chunk, :]).sum(-1, keepdim=True))
+            # -dL/dlog sigma^2 = dL/dl (log p + lse - a log sigma^2 - a), in t's buffer
+            neg = torch.clamp_min(p, tiny, out=t).log_().add_(lse[..., chunk, :]).sub_(a * lvc + a).mul_(grad_logit)
             if svhn:
-                grad_lvc += grad_lvc_direct
-            grad_lv.append(grad_lvc.sum_to_size(lvc.shape))
+                neg.sub_(direct, alpha=0.5)
+            grad_lv.append(neg.sum_to_size(lvc.shape).neg_())
             grad_dist = grad_logit.mul_(-0.5 * torch.exp(-lvc))
-            grad_codebook += (w.transpose(-1, -2) @ g - 2 * grad_dist.transpose(-1, -2) @ zc
-                              + 2 * codebook * grad_dist.sum(-2).unsqueeze(-1)).sum_to_size(codebook.shape)
+            grad_dist_sum += grad_dist.sum(-2, keepdim=True)
+            grad_mu.baddbmm_(_batched(w.transpose(-1, -2), lead), _batched(g, lead))
+            grad_mu.baddbmm_(_batched(grad_dist.transpose(-1, -2), lead), _batched(zc, lead), alpha=-2)
             if ctx.needs_input_grad[0]:
                 grad_z.append((2 * zc * grad_dist.sum(-1, keepdim=True) - 2 * grad_dist @ codebook
                                ).sum_to_size(zc.shape))
+        grad_codebook = (grad_mu.reshape(*lead, *codebook.shape[-2:])
+                         + 2 * codebook * grad_dist_sum.transpose(-1, -2)).sum_to_size(codebook.shape)
         grad_log_var = torch.cat(grad_lv, -2) if lv.shape[-2] > 1 else sum(grad_lv).reshape(log_var.shape)
         return torch.cat(grad_z, -2) if grad_z else None, grad_codebook, grad_log_var, None, None
+
+
+def _batched(t: torch.Tensor, lead: torch.Size) -> torch.Tensor:
+    """t (..., r, c) broadcast to the batch axes `lead` and flattened to (B, r, c), as `baddbmm_` takes it."""
+    return t.expand(*lead, *t.shape[-2:]).reshape(-1, *t.shape[-2:])
 
 
 def gumbel_like(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -99,3 +99,24 @@ def test_platform_compare_pairs_the_same_runs_from_two_folders(tmp_path):
     assert clust["p_two_sided"] < 1e-3                               # 10 points apart, spread 1 point
     assert "| soft_vqvae | cluster_acc | 3 | CPU | 71.000 ± 1.000 | H100 | 81.000 ± 1.000 |" in \
         out.with_suffix(".md").read_text()
+
+
+@pytest.mark.parametrize("net", ["mlp", "cnn"])
+def test_step_vs_gemm_sets_the_step_against_its_floor_in_one_json(net, tmp_path):
+    """benchmarks/step_vs_gemm.py, as a smoke run: the floor's parts add up, the ratios are the step over them, the
+    CNN's convolutions are timed per layer in both memory formats, and the CPU's features are recorded."""
+    script = SCRIPT.parent / "step_vs_gemm.py"
+    subprocess.run([sys.executable, str(script), "--net", net, "--models", "1", "--iterations", "2", "--warmup", "1",
+                    "--rounds", "1", "--out", str(tmp_path / "f.json")], check=True, capture_output=True, text=True)
+    r = json.loads((tmp_path / "f.json").read_text())
+    assert r["floor_ms"] == pytest.approx(r["products_ms"] + r.get("convolutions_ms", 0) + r["adam_ms"])
+    assert r["step_over_floor"] == pytest.approx(r["step_ms"] / r["floor_ms"])
+    assert r["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability() and r["code_version"]["device"] == "cpu"
+    if net == "cnn":
+        assert [layer["transposed"] for layer in r["conv_layers"]] == [False] * 4 + [True] * 4
+        assert r["convolutions_ms"] == pytest.approx(sum(min(x["nchw_ms"], x["channels_last_ms"])
+                                                         for x in r["conv_layers"]))
+        assert r["flops_per_step"] > 5e9 and r["step_over_peak_conv"] == pytest.approx(
+            r["peak_conv_gflops"] / r["step_gflops"])
+    else:
+        assert "conv_layers" not in r and "flops_per_step" not in r

@@ -265,19 +265,23 @@ def test_chunked_estimator_is_finite_at_extremes(log_var, scale):
     assert all(torch.isfinite(t.grad).all() for t in (z, codebook, lv))
 
 
-def saved_for_backward(fn) -> list[torch.Size]:
-    """The shapes of the tensors autograd keeps for the backward pass of fn()."""
-    shapes = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(t.shape) or t, lambda t: t):
-        fn()
-    return shapes
+def saved_for_backward(fn) -> tuple[list[torch.Tensor], object]:
+    """The tensors autograd keeps for the backward pass of fn(), and fn()'s result."""
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        result = fn()
+    return saved, result
 
 
 def test_memory_is_bounded_by_the_chunk_not_by_n_times_k():
+    """Beyond its inputs, the fused path keeps for backward only the (N, K) posterior it returns (the same
+    storage, not a copy), where the full graph keeps every (N, K) intermediate."""
     n, k, d = 600, 64, 8
     z, log_var = codes(n, d), torch.zeros(k)
     full, chunked = SoftVectorQuantizer(d, k, chunk_size=None), SoftVectorQuantizer(d, k, chunk_size=100 * k)
-    big = lambda shapes: [s for s in shapes if s.numel() >= n * k]      # noqa: E731
-    assert big(saved_for_backward(lambda: full(z, log_var).loss))       # the whole (N, K) graph is kept
-    saved = saved_for_backward(lambda: chunked(z, log_var).loss)
-    assert not big(saved) and max(s.numel() for s in saved) <= max(n * d, 100 * k)
+    big = lambda tensors: [t for t in tensors if t.numel() >= n * k]      # noqa: E731
+    assert len(big(saved_for_backward(lambda: full(z, log_var))[0])) > 1   # the whole (N, K) graph is kept
+    saved, out = saved_for_backward(lambda: chunked(z, log_var))
+    assert [t.untyped_storage().data_ptr() for t in big(saved)] == [out.posterior.untyped_storage().data_ptr()]
+    assert max(t.numel() for t in saved if t.numel() < n * k) <= max(n * d, 100 * k)
+
