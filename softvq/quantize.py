@@ -114,17 +114,19 @@ def _rows(log_var: torch.Tensor, rows: slice) -> torch.Tensor:
     return log_var[..., rows, :] if log_var.shape[-2] > 1 else log_var
 
 
-def _chunk_posterior(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor, weighting: str,
-                     out: torch.Tensor) -> torch.Tensor:
+def _chunk_posterior(z: torch.Tensor, codebook_t: torch.Tensor, codebook_sq: torch.Tensor, log_var: torch.Tensor,
+                     a: float, out: torch.Tensor) -> torch.Tensor:
     """Eq. 7 on a chunk of inputs without autograd: p(mu_k | z) into `out` (..., n, K), with log_var laid out
-    against the inputs; returns the logits' log-sum-exp (..., n, 1).
+    against the inputs; returns the logits' log-sum-exp (..., n, 1). `codebook_t` (B, d, K) and `codebook_sq`
+    (B, 1, K) are mu^T and ||mu_k||^2 batched over out's leading axes (see `_batched`), `a` as in
+    `_log_var_coefficient`.
 
     The same arithmetic as `posterior_logits` (the expanded distance clamped at 0) and a softmax through the
     log-sum-exp (finite at any distance), in place in one (n, K) buffer besides `out`.
     """
-    logits = (z @ codebook.transpose(-1, -2)).mul_(-2).add_(z.pow(2).sum(-1, keepdim=True))
-    logits.add_(codebook.pow(2).sum(-1).unsqueeze(-2)).clamp_min_(0).mul_(-0.5 * torch.exp(-log_var))
-    logits.add_(_log_var_coefficient(z.shape[-1], weighting) * log_var)
+    lead = out.shape[:-2]
+    logits = torch.baddbmm(codebook_sq, _batched(z, lead), codebook_t, alpha=-2).view(out.shape)
+    logits.add_(z.pow(2).sum(-1, keepdim=True)).clamp_min_(0).mul_(-0.5 * torch.exp(-log_var)).add_(a * log_var)
     lse = torch.logsumexp(logits, -1, keepdim=True)
     torch.sub(logits, lse, out=out).exp_()
     return lse
@@ -154,10 +156,13 @@ class _FusedPosteriorMean(torch.autograd.Function):
         posterior = z.new_empty(*shape, z.shape[-2], codebook.shape[-2])          # filled in place, chunk by chunk
         lse = z.new_empty(*shape, z.shape[-2], 1)
         z_hat = z.new_empty(*shape, z.shape[-2], codebook.shape[-1])
+        codebook_t = _batched(codebook.transpose(-1, -2), shape)                             # (B, d, K)
+        codebook_sq = _batched(codebook.pow(2).sum(-1).unsqueeze(-2), shape)                 # (B, 1, K)
+        a = _log_var_coefficient(z.shape[-1], weighting)
         for start in range(0, z.shape[-2], rows):
             chunk = slice(start, start + rows)
             zc, lvc, p = z[..., chunk, :], _rows(lv, chunk), posterior[..., chunk, :]
-            lse[..., chunk, :] = _chunk_posterior(zc, codebook, lvc, weighting, out=p)
+            lse[..., chunk, :] = _chunk_posterior(zc, codebook_t, codebook_sq, lvc, a, out=p)
             torch.matmul(p * torch.exp(0.5 * lvc) if weighting == "svhn_code" else p, codebook,
                          out=z_hat[..., chunk, :])
         ctx.weighting, ctx.rows = weighting, rows
@@ -182,19 +187,22 @@ class _FusedPosteriorMean(torch.autograd.Function):
         lead = posterior.shape[:-2]                                 # the broadcast batch axes, (B,) once flattened
         grad_mu = codebook.new_zeros(math.prod(lead), *codebook.shape[-2:])
         grad_dist_sum = codebook.new_zeros(*lead, 1, codebook.shape[-2])
+        codebook_t = _batched(codebook.transpose(-1, -2), lead)                              # (B, d, K)
         grad_z, grad_lv = [], []
         for start in range(0, z.shape[-2], ctx.rows):
             chunk = slice(start, start + ctx.rows)
             zc, lvc, g, p = z[..., chunk, :], _rows(lv, chunk), grad_z_hat[..., chunk, :], posterior[..., chunk, :]
-            t = g @ codebook.transpose(-1, -2)                                      # dL/dw, (..., n, K)
+            g_dot_z_hat = (g * z_hat[..., chunk, :]).sum(-1, keepdim=True)       # sum_k p dL/dp, (..., n, 1)
             if svhn:
+                t = torch.bmm(_batched(g, lead), codebook_t).view(p.shape)          # dL/dw, (..., n, K)
                 sigma = torch.exp(0.5 * lvc)
                 w = p * sigma
                 direct = t * w                                                      # 2 x the direct dL/dlog sigma^2
-                t.mul_(sigma)                                                       # now dL/dp
+                t.mul_(sigma).sub_(g_dot_z_hat)                                     # dL/dp - sum_k p dL/dp
             else:
                 w = p
-            grad_logit = p * t.sub_((g * z_hat[..., chunk, :]).sum(-1, keepdim=True))
+                t = torch.baddbmm(_batched(g_dot_z_hat, lead), _batched(g, lead), codebook_t, beta=-1).view(p.shape)
+            grad_logit = p * t
             # -dL/dlog sigma^2 = dL/dl (log p + lse - a log sigma^2 - a), in t's buffer
             neg = torch.clamp_min(p, tiny, out=t).log_().add_(lse[..., chunk, :]).sub_(a * lvc + a).mul_(grad_logit)
             if svhn:
