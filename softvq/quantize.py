@@ -168,11 +168,14 @@ class _FusedPosteriorMean(torch.autograd.Function):
         ctx.weighting, ctx.rows = weighting, rows
         ctx.save_for_backward(z, codebook, log_var, z_hat, posterior, lse)
         ctx.mark_non_differentiable(posterior)
+        ctx.set_materialize_grads(False)        # no (N, K) zeros for the posterior, which has no gradient
         return z_hat, posterior
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_z_hat, _):
+        if grad_z_hat is None:
+            return None, None, None, None, None
         z, codebook, log_var, z_hat, posterior, lse = ctx.saved_tensors
         with torch.autocast(z.device.type, enabled=False):   # in the forward's dtype, whatever autocast
             return _FusedPosteriorMean._backward(ctx, z, codebook, log_var, z_hat, posterior, lse,
