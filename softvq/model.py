@@ -86,10 +86,13 @@ class AutoEncoder(nn.Module):
     def encode(self, x: torch.Tensor, batch_size: int = 1000, decoder_input: bool = False) -> torch.Tensor:
         """z_e of every input for every model: x (N, ...) -> (M, N, d), in evaluation mode; with `decoder_input`
         the code the decoder gets instead (a quantizer's quantized code)."""
-        which = 0 if decoder_input else 1
+        return self.encode_both(x, batch_size)[0 if decoder_input else 1]
+
+    def encode_both(self, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's input and z_e of every input for every model, from one pass: two (M, N, d)."""
         with self.evaluating():
-            return torch.cat([self.bottleneck(self.encoder(xb))[which] for xb in self.stacked_batches(x, batch_size)],
-                             dim=1)
+            views = [self.bottleneck(self.encoder(xb))[:2] for xb in self.stacked_batches(x, batch_size)]
+        return torch.cat([v[0] for v in views], dim=1), torch.cat([v[1] for v in views], dim=1)
 
     def reconstruction_error(self, x: torch.Tensor, batch_size: int = 1000) -> dict[str, torch.Tensor]:
         """Evaluation-mode reconstruction of x (N, ...) per model, each (M,) on the CPU: "recon", the model's own

@@ -109,9 +109,9 @@ def _evaluate(configs: Sequence[Config], model, history: dict, data_splits: tupl
     codes = codebook.assignments(model, x_ev) if first.bottleneck in QUANTIZERS else None
     swaps = (swap_estimators(model, x_ev, [c.noise_std for c in configs], first.seed)
              if first.bottleneck == "soft_vqvae" else None)
-    z_tr = model.encode(x_tr).cpu()
+    z_dec_tr, z_tr = (t.cpu() for t in model.encode_both(x_tr))                 # both views from one pass
     z_ev = codes["z_e"] if codes is not None else model.encode(x_ev).cpu()      # the same z_e, encoded once
-    quantized = (model.encode(x_tr, decoder_input=True).cpu(), codes["z_q"]) if codes is not None else None
+    quantized = (z_dec_tr, codes["z_q"]) if codes is not None else None
     error = model.reconstruction_error(x_ev)
     terms = [k for k in history if k not in ("iteration", "wall_time")]
     records = []
