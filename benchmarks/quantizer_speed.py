@@ -4,9 +4,9 @@ peak memory and FLOPs on the same feature maps.
 Contenders, each on the same input (requires_grad, as an encoder's output) and the same loss,
 `quantized.square().mean() + loss`:
   - "softvq": `SoftVectorQuantizer(dim, K)`, the paper's posterior mean with one learned sigma_k per codeword,
-    at its default chunk_size (at most 2^22 posterior entries at once: beyond that in chunks, recomputed in
-    backward);
-  - "softvq_full_graph": the same with chunk_size=None (every (N, K) intermediate kept for autograd);
+    at its default chunk_size: the fused path (eq. 5-7 and their gradients by hand, in cache-sized chunks, the
+    backward reusing the returned posterior);
+  - "softvq_full_graph": the same with chunk_size=None (autograd's operations, every (N, K) intermediate kept);
   - "vector_quantize": `VectorQuantize(dim, K, learnable_codebook=True, ema_update=False)`, the peer's hard
     quantizer with a codebook learned by gradient (no EMA), commitment weight 1.
 The three are timed interleaved in one process (the order rotated every repeat), so that a busy machine slows
@@ -15,11 +15,9 @@ torch.utils.flop_counter (matrix products only) over one forward + backward. Pea
 forward + backward holds above its inputs and modules: on CUDA torch's allocator peak, on a CPU the resident-set
 high-water mark of a fresh process that runs one step.
 
-Needs the `bench` extra (pip install -e ".[bench]"). The committed JSON:
+Needs the `bench` extra (pip install -e ".[bench]"). The committed JSON, on an idle machine:
 
-    OMP_NUM_THREADS=1 python benchmarks/quantizer_speed.py --threads 1 --shared "yes: other softvq jobs \\
-        (training, checks) ran on this 2-core CPU throughout, load averages recorded; times compare only as ratios \\
-        within a row" --out benchmarks/results/quantizer_speed_cpu.json                   # docs/quantizer.md
+    python benchmarks/quantizer_speed.py --out benchmarks/results/quantizer_speed_cpu.json     # docs/quantizer.md
     python benchmarks/quantizer_speed.py --device cuda --out benchmarks/results/quantizer_speed_cuda.json
     python benchmarks/quantizer_speed.py --shapes 0 2 --repeats 1     # a smoke test
 """
@@ -36,6 +34,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from softvq.provenance import cpu_features
 
 # (input shape, K): the issue's three shapes, then a large one where the (N, K) posterior dominates
 SHAPES = [((32, 64, 16, 16), 512), ((64, 256, 8, 8), 1024), ((256, 64), 128), ((16, 256, 32, 32), 4096)]
@@ -162,7 +162,7 @@ def conditions(args: argparse.Namespace) -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     return {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": commit,
-            "device": torch.cuda.get_device_name() if args.device == "cuda" else cpu,
+            "device": torch.cuda.get_device_name() if args.device == "cuda" else cpu, **cpu_features(),
             "torch": torch.__version__, "vector_quantize_pytorch": metadata.version("vector-quantize-pytorch"),
             "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "repeats": args.repeats,
             "block_seconds": args.block, "machine_shared": args.shared,

@@ -32,24 +32,11 @@ import torch.nn.functional as F
 from softvq import build_model
 from softvq.io import write_json
 from softvq.nets import StackedConv, StackedLinear
-from softvq.provenance import code_version
+from softvq.provenance import code_version, cpu_features
 from softvq.train import flush_to_zero, make_optimizer, train
 
 NETS = {"mlp": dict(image_shape=(1, 28, 28), dim=64), "cnn": dict(image_shape=(3, 32, 32), dim=256)}
 PEAK_CONV = dict(batch=32, channels=64, side=64)      # the reference convolution of the CPU's near-peak rate
-
-
-def cpu_features() -> dict:
-    """The CPU's model, the vector extension torch's kernels dispatch to, and its relevant instruction-set flags
-    (Linux /proc/cpuinfo)."""
-    flags: set[str] = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        line = next((ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("flags")), "")
-        flags = set(line.split(":", 1)[-1].split())
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
-    return {"cpu": code_version()["cpu"], "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "flags": [f for f in wanted if f in flags]}
 
 
 def step_ms(model, x, seeds, iterations: int, warmup: int) -> float:

@@ -33,6 +33,20 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def cpu_features() -> dict:
+    """The CPU's model, the vector extension torch's kernels dispatch to, and the instruction-set flags that
+    decide float32 and bfloat16 speed (from /proc/cpuinfo on Linux; none elsewhere)."""
+    flags: set[str] = set()
+    try:
+        line = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
+        flags = set(line.split(":", 1)[-1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+    return {"cpu": cpu_model(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "flags": [f for f in wanted if f in flags]}
+
+
 def code_version(device: torch.device | str = "cpu") -> dict:
     """commit: git HEAD of the softvq source (None outside a git checkout, e.g. installed from a wheel);
     dirty: whether softvq/ had uncommitted changes; torch, python, machine, cpu, threads (torch's intra-op threads),
