@@ -350,7 +350,11 @@ def quantizer_row(candidate: str) -> str:
 QUANTIZER_CHOICES = {"mnist": {"vq_ema (rotation)": "vq_ema rotation beta 1 decay 0.99",
                                "vq_ema (straight-through)": "vq_ema straight-through beta 1 decay 0.8",
                                "simvq (straight-through)": "simvq straight-through beta 1",
-                               "fsq": "fsq levels 5-5-5 scale 0.03", "diveq": "diveq variance 0.005"}}
+                               "fsq": "fsq levels 5-5-5 scale 0.03", "diveq": "diveq variance 0.005"},
+                     "fashion-mnist": {"vq_ema (rotation)": "vq_ema rotation beta 1 decay 0.8 official-code losses",
+                                       "vq_ema (straight-through)": "vq_ema straight-through beta 1 decay 0.8",
+                                       "simvq (straight-through)": "simvq straight-through beta 1",
+                                       "fsq": "fsq levels 5-5-5 scale 0.01", "diveq": "diveq variance 0.005"}}
 
 
 def quantizers(dataset: str = "mnist", seeds: Sequence[int] = (0, 1, 2, 3, 4), iterations: int = 40_000,
