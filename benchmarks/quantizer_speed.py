@@ -4,7 +4,7 @@ peak memory and FLOPs on the same feature maps.
 Contenders, each on the same input (requires_grad, as an encoder's output) and the same loss,
 `quantized.square().mean() + loss`:
   - "softvq": `SoftVectorQuantizer(dim, K)`, the paper's posterior mean with one learned sigma_k per codeword,
-    at its default chunk_size: the fused path (eq. 5-7 and their gradients by hand, in cache-sized chunks, the
+    at its default chunk_size: the fused path (eq. 5-7 and their gradients by hand, 2^22 // K positions at a time, the
     backward reusing the returned posterior);
   - "softvq_full_graph": the same with chunk_size=None (autograd's operations, every (N, K) intermediate kept);
   - "vector_quantize": `VectorQuantize(dim, K, learnable_codebook=True, ema_update=False)`, the peer's hard

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 WEIGHTINGS = ("paper", "official", "svhn_code")
 ESTIMATORS = ("mean", "sample", "argmax")
 CHUNK_SIZE = 2 ** 22     # posterior entries at once in the drop-in layer at most: 16 MiB per (n, K) buffer in float32
-CACHE_ENTRIES = 2 ** 17  # posterior entries per chunk of the fused path: 512 KiB buffers, about a core's L2 cache
 
 
 def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -92,17 +91,16 @@ def soft_quantize(z: torch.Tensor, codebook: torch.Tensor, log_var: torch.Tensor
             mu_k, whose weights do not sum to one.
         chunk_size: None builds the posterior from autograd's operations and keeps every (..., N, K)
             intermediate for the backward pass. An int runs the fused path: eq. 5-7 and their gradients by
-            hand, a few inputs at a time (at most chunk_size posterior entries, and at most CACHE_ENTRIES so that
-            a chunk's buffers stay in a core's cache), the backward reusing the returned posterior; memory beyond
-            the inputs and the returned posterior is O(chunk_size), and the posterior carries no gradient.
+            hand, chunk_size // K inputs at a time (at least one), the backward reusing the returned posterior;
+            memory beyond the inputs and the returned posterior is O(chunk_size), and the posterior carries no
+            gradient.
 
     Returns:
         z_hat (..., N, d) and the posterior (..., N, K) (normalised, also for "svhn_code").
     """
     if chunk_size is not None:
         _check(z, codebook, log_var, weighting)
-        rows = max(1, min(chunk_size, CACHE_ENTRIES) // codebook.shape[-2])
-        return _FusedPosteriorMean.apply(z, codebook, log_var, weighting, rows)
+        return _FusedPosteriorMean.apply(z, codebook, log_var, weighting, max(1, chunk_size // codebook.shape[-2]))
     posterior = torch.softmax(posterior_logits(z, codebook, log_var, weighting), dim=-1)
     if weighting == "svhn_code":
         return (posterior * torch.exp(0.5 * _against_inputs(log_var, codebook))) @ codebook, posterior
