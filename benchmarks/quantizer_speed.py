@@ -113,7 +113,11 @@ def rss_kib(field: str) -> int:
 
 def flops(module: torch.nn.Module, x: torch.Tensor) -> int:
     from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter:
+
+    def baddbmm_(self_shape, a_shape, b_shape, *args, **kwargs) -> int:
+        """The in-place batched product the fused backward accumulates with, which torch does not count."""
+        return 2 * math.prod(a_shape) * b_shape[-1]
+    with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.baddbmm_: baddbmm_}) as counter:
         step(module, x)
     return counter.get_total_flops()
 
