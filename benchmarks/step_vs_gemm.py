@@ -173,8 +173,9 @@ def main(argv=None) -> dict:
     row["step_over_floor"] = row["step_ms"] / row["floor_ms"]
     row["step_over_products"] = row["step_ms"] / (row["products_ms"] + row.get("convolutions_ms", 0.0))
     if args.net == "cnn":
-        flops = step_flops(build_model(spec["image_shape"], "ae", spec["dim"], net="cnn", seeds=seeds),
-                           spec["image_shape"], 32)
+        # one model's, times the stack's size: torch's counter miscounts grouped (transposed) convolutions
+        flops = args.models * step_flops(build_model(spec["image_shape"], "ae", spec["dim"], net="cnn"),
+                                         spec["image_shape"], 32)
         row |= {"flops_per_step": flops, "peak_conv_gflops": peak_conv_gflops(max(3, args.iterations // 4))}
         row["step_gflops"] = flops / row["step_ms"] / 1e6
         row["step_over_peak_conv"] = row["peak_conv_gflops"] / row["step_gflops"]
