@@ -207,13 +207,18 @@ def leads_sentence(stats: pd.DataFrame, what: str) -> str:
         p = others["p_reference_better"]
         shown = (f"{_value(m, part.loc[reference, 'mean'])} against {label(best)}'s "
                  f"{_value(m, others.loc[best, 'mean'])}")
-        if part["mean"].idxmax() == reference and p.notna().all() and p.max() < ALPHA:
+        top, tested, untested = part["mean"].idxmax() == reference, p.dropna(), list(p.index[p.isna()])
+        if top and not untested and tested.max() < ALPHA:
             parts.append(f"leads every other row on {METRIC_NAMES[m]} ({shown}; largest one-sided p = {p.max():.2g})")
-        elif part["mean"].idxmax() == reference and p.isna().all():       # one seed a row: no test
+        elif top and tested.empty:                                          # one seed a row: no test
             parts.append(f"has the highest mean {METRIC_NAMES[m]} ({shown}; one seed, so no test)")
-        elif part["mean"].idxmax() == reference:
-            parts.append(f"has the highest mean {METRIC_NAMES[m]} but does not beat {label(p.idxmax())} at p < "
-                         f"{ALPHA:g} ({shown}; p = {p.max():.2g})")
+        elif top and tested.max() < ALPHA:                                  # some rows with one seed so far
+            parts.append(f"has the highest mean {METRIC_NAMES[m]} ({shown}), beating every row with two seeds or "
+                         f"more (largest one-sided p = {tested.max():.2g}; {'; '.join(label(r) for r in untested)}: "
+                         f"one seed, so no test)")
+        elif top:
+            parts.append(f"has the highest mean {METRIC_NAMES[m]} but does not beat {label(tested.idxmax())} at p < "
+                         f"{ALPHA:g} ({shown}; p = {tested.max():.2g})")
         else:
             parts.append(f"trails {label(best)} on {METRIC_NAMES[m]} ({shown})")
     if not parts:

@@ -111,6 +111,12 @@ def test_leads_sentence_quotes_the_largest_p_of_every_one_sided_test():
     assert verdicts.leads_sentence(one_seed, "MNIST") == (
         "MNIST: the soft VQ-VAE has the highest mean NMI (0.7000 against VectorQuantize (EMA)'s 0.5000; one seed, so "
         "no test).")
+    partly = statistics("soft_vqvae", {("soft_vqvae", "nmi"): (0.7, 0.68, 0.72, math.nan),
+                                       ("vq_ema", "nmi"): (0.5, 0.48, 0.52, 0.001),
+                                       ("fsq", "nmi"): (0.6, 0.6, 0.6, math.nan)})        # FSQ: one seed so far
+    assert verdicts.leads_sentence(partly, "MNIST") == (
+        "MNIST: the soft VQ-VAE has the highest mean NMI (0.7000 against FSQ's 0.6000), beating every row with two "
+        "seeds or more (largest one-sided p = 0.001; FSQ: one seed, so no test).")
     waiting = statistics("soft_vqvae", {("soft_vqvae", "cluster_acc"): (80, 78, 82, math.nan),
                                         ("vq_ema", "cluster_acc"): (50, 48, 52, 0.001),
                                         ("diveq", "cluster_acc"): (math.nan, math.nan, math.nan, math.nan)})
