@@ -193,16 +193,17 @@ class _FusedPosteriorMean(torch.autograd.Function):
         for start in range(0, z.shape[-2], ctx.rows):
             chunk = slice(start, start + ctx.rows)
             zc, lvc, g, p = z[..., chunk, :], _rows(lv, chunk), grad_z_hat[..., chunk, :], posterior[..., chunk, :]
+            g_b = _batched(g, lead)                                                 # (B, n, d)
             g_dot_z_hat = (g * z_hat[..., chunk, :]).sum(-1, keepdim=True)       # sum_k p dL/dp, (..., n, 1)
             if svhn:
-                t = torch.bmm(_batched(g, lead), codebook_t).view(p.shape)          # dL/dw, (..., n, K)
+                t = torch.bmm(g_b, codebook_t).view(p.shape)          # dL/dw, (..., n, K)
                 sigma = torch.exp(0.5 * lvc)
                 w = p * sigma
                 direct = t * w                                                      # 2 x the direct dL/dlog sigma^2
                 t.mul_(sigma).sub_(g_dot_z_hat)                                     # dL/dp - sum_k p dL/dp
             else:
                 w = p
-                t = torch.baddbmm(_batched(g_dot_z_hat, lead), _batched(g, lead), codebook_t, beta=-1).view(p.shape)
+                t = torch.baddbmm(_batched(g_dot_z_hat, lead), g_b, codebook_t, beta=-1).view(p.shape)
             grad_logit = p * t
             # -dL/dlog sigma^2 = dL/dl (log p + lse - a log sigma^2 - a), in t's buffer
             neg = torch.clamp_min(p, tiny, out=t).log_().add_(lse[..., chunk, :]).sub_(a * lvc + a).mul_(grad_logit)
@@ -211,7 +212,7 @@ class _FusedPosteriorMean(torch.autograd.Function):
             grad_lv.append(neg.sum_to_size(lvc.shape).neg_())
             grad_dist = grad_logit.mul_(-0.5 * torch.exp(-lvc))
             grad_dist_sum += grad_dist.sum(-2, keepdim=True)
-            grad_mu.baddbmm_(_batched(w.transpose(-1, -2), lead), _batched(g, lead))
+            grad_mu.baddbmm_(_batched(w.transpose(-1, -2), lead), g_b)
             grad_mu.baddbmm_(_batched(grad_dist.transpose(-1, -2), lead), _batched(zc, lead), alpha=-2)
             if ctx.needs_input_grad[0]:
                 grad_z.append((2 * zc * grad_dist.sum(-1, keepdim=True) - 2 * grad_dist @ codebook
