@@ -90,14 +90,15 @@ def _train_stack(configs: Sequence[Config], root, device, results_dir, checkpoin
     version = code_version(device)          # before training: the code this process runs
     x_tr, y_tr, x_ev, y_ev = splits(first.dataset, first.validation, root, first.train_size, first.eval_size)
     model = build_stack(configs, x_tr)
+    checkpoint = store.checkpoint_path(configs, checkpoint_dir)
     history = train(model, x_tr, [c.seed for c in configs], iterations=first.iterations, batch_size=first.batch_size,
-                    lr=first.lr, device=device, log_every=log_interval(first.iterations),
-                    checkpoint=store.checkpoint_path(configs, checkpoint_dir),
+                    lr=first.lr, device=device, log_every=log_interval(first.iterations), checkpoint=checkpoint,
                     checkpoint_every=checkpoint_every, progress=progress, precision=first.precision,
                     compile=first.compile, identity=[c.run_id for c in configs])
     with tf32_allowed(False):
         records = _evaluate(configs, model, history, (x_tr, y_tr, x_ev, y_ev), device, version, results_dir,
                             checkpoint_dir)
+    store.finish_checkpoint(checkpoint)
     return (records, model, history) if keep_model else records
 
 

@@ -10,7 +10,8 @@ Writes are atomic (`softvq.io`): a file is the old one or the complete new one. 
 (cut short, not JSON, not a zip archive) is named in one warning line with what is wrong, moved aside to
 `<name>.corrupt` (`.corrupt.1`, ... when that is taken; never deleted) and treated as missing, so the run
 that made it is done again. A checkpoint keeps the one before it as `<name>.prev`, which a damaged
-checkpoint falls back to.
+checkpoint falls back to. Once a stack's records are written its checkpoint is cut to what a finished run is
+read for (`finish_checkpoint`: the weights, no optimizer state, no .prev), about a sixth of the disk.
 
 `locked(configs)` holds one lock per run (filelock: an OS lock, released when its process dies, however it
 dies), so that processes asked for the same run on the same results folder train it once: the others wait,
@@ -190,6 +191,20 @@ def write_checkpoint(state: dict, path: str | Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.replace(path, previous(path))
     save_atomic(state, path)
+
+
+FINISHED = ("model", "iteration", "seeds", "identity", "device", "history")   # what a finished stack keeps
+
+
+def finish_checkpoint(path: str | Path) -> None:
+    """Cut the checkpoint of a stack whose records are written to the parts of `FINISHED`: the weights its
+    reconstructions and latents are read from (`softvq.runner.finished_model`), its identity and history; no
+    optimizer moments, generator states or data orders (a finished run is never continued), and no .prev. An
+    MLP stack's checkpoint and its .prev take about six times what the weights alone take."""
+    state, _ = read_checkpoint(path)
+    if state is not None:
+        save_atomic({part: state[part] for part in FINISHED}, path)
+        previous(path).unlink(missing_ok=True)
 
 
 def read_latents(config, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -298,7 +298,8 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
 
     Model m draws its batches and its noise from generators seeded by seeds[m] (its weights were
     initialised from seeds[m] by `build_model`). With `checkpoint` set, the state is saved every
-    `checkpoint_every` iterations and at the end, and a run that finds a checkpoint there continues from it.
+    `checkpoint_every` iterations and at the end, and a run that finds a checkpoint there continues from it
+    (one cut to a finished training's weights, `store.finish_checkpoint`, is only loaded).
     `identity` (the stack's run ids) is stored in the checkpoint; one written for other seeds or another
     identity is refused, and so is one written on another device type (`written_on`: its noise generators'
     states restore only there), each with one line that says why. Checkpoints are read and written by
@@ -342,20 +343,26 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
         if list(state["seeds"]) != list(seeds) or state.get("identity") != identity:
             raise ValueError(f"checkpoint {source} was written for seeds {state['seeds']} of {state.get('identity')}, "
                              f"not {list(seeds)} of {identity}")
+        finished = "optimizer" not in state          # cut to its weights by `store.finish_checkpoint`
+        if finished and state["iteration"] < iterations:
+            raise ValueError(f"checkpoint {source} holds only the weights of a finished training of "
+                             f"{state['iteration']} iterations, which cannot continue to {iterations}: move it "
+                             f"aside to train from the start")
         saved_on = written_on(state)
-        if saved_on != device.type:
+        if not finished and saved_on != device.type:
             raise ValueError(f"checkpoint {source} was written on {saved_on}, whose noise generators continue only "
                              f"there: resume it on {saved_on}, or move it aside to train from the start on "
                              f"{device.type}")
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        for sampler, s in zip(samplers, state["samplers"]):
-            sampler.load_state_dict(s)
-        for g, s in zip(noise, state["noise"]):
-            g.set_state(s)
-        start, history, running = state["iteration"], state["history"], state["running"]
+        if not finished:                              # a finished one: the loop below does not run
+            optimizer.load_state_dict(state["optimizer"])
+            if "scaler" in state:
+                scaler.load_state_dict(state["scaler"])
+            for sampler, s in zip(samplers, state["samplers"]):
+                sampler.load_state_dict(s)
+            for g, s in zip(noise, state["noise"]):
+                g.set_state(s)
+        start, history, running = state["iteration"], state["history"], state.get("running", {})
         if progress:
             tqdm.write(f"resuming from {source} at iteration {start}", file=sys.stderr)
     else:

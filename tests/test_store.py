@@ -82,6 +82,27 @@ def test_a_damaged_results_json_is_trained_again(tmp_path, synthetic_data, capsy
     assert z.shape == (100, 8) and len(warnings_of(capsys)) == 1
 
 
+def test_a_finished_stack_keeps_only_its_weights_and_is_never_continued(tmp_path, synthetic_data):
+    """Once its records are written, a stack's checkpoint holds its weights, identity and history: no optimizer
+    moments and no .prev (about a sixth of the disk); training it further says why it cannot."""
+    configs = [Config(seed=s, **TINY) for s in (0, 1)]
+    folders = dict(device="cpu", results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c", progress=False)
+    runner.run(configs, **folders)
+    path = store.checkpoint_path(configs, tmp_path / "c")
+    state = torch.load(path, weights_only=False)
+    assert set(state) == set(store.FINISHED) and state["iteration"] == TINY["iterations"]
+    assert not store.previous(path).exists() and [p.name for p in (tmp_path / "c").glob("*.pt*")
+                                                  if not p.name.endswith(".latents.pt")] == [path.name]
+    weights = sum(t.numel() * t.element_size() for t in state["model"].values())
+    assert path.stat().st_size < 1.2 * weights
+    model, _ = runner.finished_model(configs[0], checkpoint_dir=tmp_path / "c")
+    x = torch.rand(64, 1, 28, 28)
+    with pytest.raises(ValueError, match=f"^checkpoint {path} holds only the weights of a finished training of 20 "
+                                         f"iterations, which cannot continue to 30"):
+        train(model, x, [0, 1], iterations=30, batch_size=8, checkpoint=path, progress=False, device="cpu",
+              identity=[c.run_id for c in configs])
+
+
 def test_the_latents_of_a_finished_run_never_train_it_nor_rewrite_its_record(tmp_path, synthetic_data, monkeypatch):
     """Model 1 of a stack of two: its missing latents are encoded again, the same to the bit, from the stack's final
     checkpoint; without that checkpoint one error says what to do. Its results JSON is never touched."""
