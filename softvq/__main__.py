@@ -50,6 +50,7 @@ PRESETS = {
     "table2-sweep": lambda a: presets.flatten(presets.table2_sweep(a.dataset or "cifar10", a.seeds, a.iterations,
                                                                            **numerics(a))),
     "estimators-sweep": lambda a: presets.flatten(presets.estimators_sweep(a.seeds, a.iterations,
+                                                                                   dataset=a.dataset or "mnist",
                                                                                    **numerics(a))),
     "quantizers-sweep": lambda a: presets.flatten(presets.quantizers_sweep(a.seeds, a.iterations,
                                                                                    dataset=a.dataset or "mnist",
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     preset = sub.add_parser("preset", help="a named set of runs: " + ", ".join(PRESETS))
     preset.add_argument("name", choices=sorted(PRESETS))
     preset.add_argument("--iterations", type=field_type("iterations"), default=None)
-    preset.add_argument("--dataset", default=None, help="table1, noise, scaling: mnist (default) or fashion-mnist; table2, "
+    preset.add_argument("--dataset", default=None, help="table1, noise, scaling, estimators-sweep, quantizers-sweep, quantizers: mnist "
+                        "(default) or fashion-mnist; table2, "
                         "table2-sweep and table2-scaling: cifar10 (default), svhn, cifar10-jpeg")
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
     preset.add_argument("--only", nargs="+", default=None, choices=sorted(ALL_BOTTLENECKS), metavar="BOTTLENECK",

@@ -237,20 +237,22 @@ ESTIMATOR_CANDIDATES = {
 
 
 def estimators_sweep(seeds: Sequence[int] = (0,), iterations: int = 5_000, validation: bool = True,
-                     **overrides) -> dict[str, list[Config]]:
-    """Every candidate of ESTIMATOR_CANDIDATES on MNIST, d = 64, on the validation split (the posterior mean,
-    Table 1's row, for reference)."""
-    return {name: [Config(dataset="mnist", d=64, seed=s, iterations=iterations, validation=validation,
-                          **{**row, **overrides}) for s in seeds] for name, row in ESTIMATOR_CANDIDATES.items()}
+                     dataset: str = "mnist", families: Sequence[str] | None = None, **overrides) -> dict[str, list[Config]]:
+    """Every candidate of ESTIMATOR_CANDIDATES on the validation split of `dataset`, d = 64: the posterior mean
+    (Table 1's row, for reference) and every family's; with `families`, only the candidates of those families."""
+    return {name: [Config(dataset=dataset, d=64, seed=s, iterations=iterations, validation=validation,
+                          **{**row, **overrides}) for s in seeds] for name, row in ESTIMATOR_CANDIDATES.items()
+            if families is None or name.split(" ", 1)[0] in families}
 
 
 def choose_estimators(seeds: Sequence[int] = (0,), iterations: int = 5_000, results_dir: str | Path = RESULTS_DIR,
+                      dataset: str = "mnist", families: Sequence[str] = ESTIMATOR_FAMILIES,
                       **overrides) -> dict[str, str]:
-    """{family: the ESTIMATOR_CANDIDATES row chosen for it}: per family of ESTIMATOR_FAMILIES, the candidate of
-    the finished `estimators_sweep` with the best mean validation CHOICE_METRIC."""
-    sweep = estimators_sweep(seeds, iterations, **overrides)
+    """{family: the ESTIMATOR_CANDIDATES row chosen for it}: per family of `families`, the candidate of the
+    finished `estimators_sweep` of `dataset` with the best mean validation CHOICE_METRIC."""
+    sweep = estimators_sweep(seeds, iterations, dataset=dataset, families=families, **overrides)
     return {f: best_row({k: v for k, v in sweep.items() if k.split(" ", 1)[0] == f}, results_dir)
-            for f in ESTIMATOR_FAMILIES}
+            for f in families}
 
 
 # The rows the estimators table trains, as `choose_estimators` picked them (figures/estimators_sweep.md).

@@ -172,6 +172,10 @@ def test_cli_presets_of_the_estimators_study():
     args = cli.build_parser().parse_args(["preset", "estimators-sweep"])
     sweep = cli.build_configs(args)
     assert len(sweep) == 12 and all(c.validation and c.iterations == 5_000 for c in sweep)
+    fashion = cli.build_configs(cli.build_parser().parse_args(
+        ["preset", "estimators-sweep", "--dataset", "fashion-mnist", "--seeds", "0", "1", "--only", "sqvae"]))
+    assert len(fashion) == 12 and {(c.dataset, c.bottleneck, c.validation) for c in fashion} == {
+        ("fashion-mnist", "sqvae", True)} and {c.var_init for c in fashion} == {0.1, 1.0, 10.0}
     table = cli.build_configs(cli.build_parser().parse_args(["preset", "estimators", "--seeds", "0", "1"]))
     assert {c.bottleneck for c in table} == {"soft_vqvae", "sqvae", "vqvae"} and len(table) == 10
     assert {c.estimator for c in table} == {"mean", "sample", "argmax"}
