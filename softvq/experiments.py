@@ -15,7 +15,7 @@ from .presets import (  # noqa: F401
     CHOICE_METRIC, ESTIMATOR_CANDIDATES, ESTIMATOR_CHOICES, ESTIMATOR_FAMILIES, NOISE_LEVELS, OFFICIAL_CODE,
     PAPER_BASELINES, PAPER_BASELINES_CNN, PAPER_CHOICES, PAPER_SOFT_VQVAE, QUANTIZER_CANDIDATES,
     QUANTIZER_CHOICE_METRIC, QUANTIZER_CHOICES, SCALING_D, SCALING_ROWS, SCALINGS,
-    SQVAE_SCALINGS, SVHN_CODE, TABLE1, TABLE2, TABLE2_D, TABLE2_SOFT_CANDIDATES, TABLE2_SWEEP_NOISE, ablation,
+    SQVAE_CHOICES, SQVAE_SCALINGS, SQVAE_SWEEP_SEEDS, SVHN_CODE, TABLE1, TABLE2, TABLE2_D, TABLE2_SOFT_CANDIDATES, TABLE2_SWEEP_NOISE, ablation,
     best_row, choose_estimators, choose_quantizers, choose_table2, estimators, estimators_sweep, figure4, flatten,
     noise_sweep, quantizer_row, quantizers, quantizers_sweep,
     official_code, scaling_rows, scaling_sweep, table1, table1_rows, table2, table2_for, table2_rows, table2_sweep,

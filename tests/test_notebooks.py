@@ -52,7 +52,7 @@ FIGURES = {
                                                  "fashion_table1_probe_stats", "fashion_codebook", "claims")
                           for ext in ("csv", "md")]
                          + ["fashion_tsne.png", "fashion_codebook.png"],
-    "08_quantizers": [f"{t}_{d}.{ext}" for t in ("quantizers_sweep", "quantizers_rotation", "quantizers")
+    "08_quantizers": [f"{t}_{d}.{ext}" for t in ("quantizers_sweep", "sqvae_sweep", "quantizers_rotation", "quantizers")
                       for d in ("mnist", "fashion_mnist") for ext in ("csv", "md")]
                      + [f"quantizers_{d}_stats.{ext}" for d in ("mnist", "fashion_mnist") for ext in ("csv", "md")]
                      + ["quantizers_mnist.png", "quantizers_fashion_mnist.png"],
@@ -257,9 +257,9 @@ SHOWN = {"01_theorem1": {"image/png": 1, "text/html": 1},                    # T
          "05_codebook": {"image/png": 1, "text/html": 2, "text/markdown": 2},
          "06_estimators": {"image/png": 1, "text/html": 4, "text/markdown": 2},
          "07_generalization": {"text/html": 5, "text/markdown": 1},     # sweeps, choices, table, claims
-         "08_quantizers": {"image/png": 1, "text/html": 5, "text/markdown": 4}}   # both sweeps, MNIST's rotation
-                                            # effect, table and statistics, their verdicts (Fashion-MNIST's table
-                                            # comes with its runs)
+         "08_quantizers": {"image/png": 1, "text/html": 7, "text/markdown": 4}}   # both sweeps and SQ-VAE's,
+                                            # MNIST's rotation effect, table and statistics, their verdicts
+                                            # (Fashion-MNIST's table comes with its runs)
 
 
 @pytest.mark.parametrize("name", [py.stem for py in PAIRS])

@@ -169,3 +169,10 @@ def test_the_rotation_effect_pairs_rows_that_differ_only_in_the_estimator(tmp_pa
 def test_the_committed_choices_are_what_the_committed_sweeps_choose(dataset):
     chosen = experiments.choose_quantizers(dataset)
     assert {k: v for k, v in chosen.items() if k != "pending"} == experiments.QUANTIZER_CHOICES[dataset]
+
+
+@pytest.mark.parametrize("dataset", sorted(experiments.SQVAE_CHOICES))
+def test_the_committed_sqvae_choices_are_what_the_committed_sweeps_choose(dataset):
+    chosen = experiments.choose_estimators(experiments.SQVAE_SWEEP_SEEDS[dataset], dataset=dataset,
+                                           families=("sqvae",))
+    assert chosen == {"sqvae": experiments.SQVAE_CHOICES[dataset]}
