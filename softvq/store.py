@@ -203,7 +203,7 @@ def finish_checkpoint(path: str | Path) -> None:
     MLP stack's checkpoint and its .prev take about six times what the weights alone take."""
     state, _ = read_checkpoint(path)
     if state is not None:
-        save_atomic({part: state[part] for part in FINISHED}, path)
+        save_atomic({part: state[part] for part in FINISHED if part in state}, path)   # an old one: no device
         previous(path).unlink(missing_ok=True)
 
 

@@ -348,8 +348,8 @@ def train(model: AutoEncoder, x_train: torch.Tensor, seeds: Sequence[int], itera
             raise ValueError(f"checkpoint {source} holds only the weights of a finished training of "
                              f"{state['iteration']} iterations, which cannot continue to {iterations}: move it "
                              f"aside to train from the start")
-        saved_on = written_on(state)
-        if not finished and saved_on != device.type:
+        saved_on = None if finished else written_on(state)
+        if saved_on not in (None, device.type):
             raise ValueError(f"checkpoint {source} was written on {saved_on}, whose noise generators continue only "
                              f"there: resume it on {saved_on}, or move it aside to train from the start on "
                              f"{device.type}")
