@@ -200,9 +200,10 @@ def finish_checkpoint(path: str | Path) -> None:
     """Cut the checkpoint of a stack whose records are written to the parts of `FINISHED`: the weights its
     reconstructions and latents are read from (`softvq.runner.finished_model`), its identity and history; no
     optimizer moments, generator states or data orders (a finished run is never continued), and no .prev. An
-    MLP stack's checkpoint and its .prev take about six times what the weights alone take."""
-    state, _ = read_checkpoint(path)
-    if state is not None:
+    MLP stack's checkpoint and its .prev take about six times what the weights alone take. A checkpoint that
+    cannot be read is left to `read_checkpoint` (set aside); its .prev, an earlier state, is never cut."""
+    state, source = read_checkpoint(path)
+    if state is not None and source == Path(path):
         save_atomic({part: state[part] for part in FINISHED if part in state}, path)   # an old one: no device
         previous(path).unlink(missing_ok=True)
 

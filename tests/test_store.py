@@ -103,6 +103,18 @@ def test_a_finished_stack_keeps_only_its_weights_and_is_never_continued(tmp_path
               identity=[c.run_id for c in configs])
 
 
+def test_only_a_readable_final_checkpoint_is_cut_never_its_previous_copy(tmp_path):
+    x = torch.rand(256, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    ckpt = tmp_path / "stack.pt"
+    train(_small_model(), x, [0], iterations=20, batch_size=16, log_every=10, checkpoint=ckpt, checkpoint_every=10,
+          progress=False, device="cpu")
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    store.finish_checkpoint(ckpt)
+    assert not ckpt.exists() and (tmp_path / "stack.pt.corrupt").exists()
+    kept = torch.load(store.previous(ckpt), weights_only=False)
+    assert kept["iteration"] == 10 and "optimizer" in kept             # the earlier state, still whole
+
+
 def test_the_latents_of_a_finished_run_never_train_it_nor_rewrite_its_record(tmp_path, synthetic_data, monkeypatch):
     """Model 1 of a stack of two: its missing latents are encoded again, the same to the bit, from the stack's final
     checkpoint; without that checkpoint one error says what to do. Its results JSON is never touched."""
