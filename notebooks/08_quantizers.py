@@ -148,9 +148,10 @@ for dataset in datasets:
 # ## 3. The tables: Table 1's protocol
 #
 # 40,000 iterations and 5 seeds at the committed budget, the test set. On MNIST the soft VQ-VAE, VQ-VAE and
-# SQ-VAE rows are the estimators study's (all trained on one CPU from one commit), on Fashion-MNIST the soft VQ-VAE
-# and VQ-VAE rows are those of its Table 1 protocol; their records predate the scores of the quantized code ("–"). "Leads" means beating every
-# other row: the p-value of a lead is the largest of the one-sided Welch tests against the others.
+# SQ-VAE rows are the estimators study's (all trained on one CPU from one commit), on Fashion-MNIST the soft
+# VQ-VAE and VQ-VAE rows are those of its Table 1 protocol; their records predate the scores of the quantized
+# code ("–"). "Leads" means beating every other row: the p-value of a lead is the largest of the one-sided Welch
+# tests against the others.
 
 # %%
 sentences = []

@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     preset = sub.add_parser("preset", help="a named set of runs: " + ", ".join(PRESETS))
     preset.add_argument("name", choices=sorted(PRESETS))
     preset.add_argument("--iterations", type=field_type("iterations"), default=None)
-    preset.add_argument("--dataset", default=None, help="table1, noise, scaling, estimators-sweep, quantizers-sweep, quantizers: mnist "
-                        "(default) or fashion-mnist; table2, "
-                        "table2-sweep and table2-scaling: cifar10 (default), svhn, cifar10-jpeg")
+    preset.add_argument("--dataset", default=None, help="table1, noise, scaling, estimators-sweep, quantizers-sweep, "
+                        "quantizers: mnist (default) or fashion-mnist; table2, table2-sweep and table2-scaling: "
+                        "cifar10 (default), svhn, cifar10-jpeg")
     preset.add_argument("--validation", action="store_true", help="evaluate on the held-out validation split")
     preset.add_argument("--only", nargs="+", default=None, choices=sorted(ALL_BOTTLENECKS), metavar="BOTTLENECK",
                         help="run only these bottlenecks")
