@@ -968,6 +968,14 @@ claim(S, "| MLP (784-500-500-2000-64, AE) | {} | {} | {} | {} | **{}** | {} |", 
       lambda: floor_row("step_vs_gemm_cpu"))
 claim(S, "| CNN (Table 2, d = 256, AE) | {} | {} | {} | {} | **{}** | {} |", "benchmarks/results/step_vs_conv_cpu.json",
       lambda: floor_row("step_vs_conv_cpu"))
+claim(S, "| CNN (Table 2, d = 256, AE), commit {s} | {} | {} | {} | {} | **{}** | {} |",
+      "benchmarks/results/step_vs_conv_cpu_stack3.json",
+      lambda: (bench("step_vs_conv_cpu_stack3")["code_version"]["commit"][:7], *floor_row("step_vs_conv_cpu_stack3")))
+claim(S, "- **The CNN as a stack of {}** (the trainer's grouped convolutions, one model's FLOPs counted times {}): {} ms a\n"
+      "  model-step against {} alone, within {}x of its floor and {}x the near-peak convolution rate ({} against\n"
+      "  {} GFLOP/s). The stack shares the rest of the step ({}x over its convolutions, against {}x alone), but\n"
+      "  its grouped convolutions take {} ms, against {} x {} ms for three models' convolutions alone.",
+      "benchmarks/results/step_vs_conv_cpu_stack3.json and step_vs_conv_cpu.json", lambda: stack3_claims())
 claim(S, "within {}x of its floor. The fused Adam step is a quarter of the floor ({} of {} ms)",
       "benchmarks/results/step_vs_gemm_cpu.json", lambda: (bench("step_vs_gemm_cpu")["step_over_floor"],
       bench("step_vs_gemm_cpu")["adam_ms"], bench("step_vs_gemm_cpu")["floor_ms"])
@@ -985,6 +993,14 @@ claim(S, "the rest of the step for {}x (activations", "step_vs_conv_cpu.json: st
 claim(S, "Channels-last is the faster format for {} of the {} layers, by {}-{} ms", "step_vs_conv_cpu.json: per layer",
       lambda: (len(channels_last_gains()), len(bench("step_vs_conv_cpu")["conv_layers"]), min(channels_last_gains()),
                max(channels_last_gains())))
+
+
+def stack3_claims():
+    r, one = bench("step_vs_conv_cpu_stack3"), bench("step_vs_conv_cpu")
+    m = r["models"]
+    return (m, m, r["step_ms"] / m, one["step_ms"], r["step_over_floor"], r["step_over_peak_conv"], r["step_gflops"],
+            r["peak_conv_gflops"], r["step_over_products"], one["step_over_products"], r["convolutions_ms"], m,
+            one["convolutions_ms"])
 
 
 def conv_gflops():
