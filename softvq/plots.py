@@ -254,6 +254,6 @@ def plot_quantizers(df: pd.DataFrame, title: str = "") -> matplotlib.figure.Figu
     axes[-1].set(xlabel="test MSE per pixel x 1e3 (lower is better)")
     axes[-1].grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, [paper.LABELS.get(str(r), str(r)) for r in df.index])
-    fig.suptitle(title)
+    fig.suptitle(title, wrap=True)                  # wrapped at the figure's width (the budget note is long)
     fig.tight_layout()
     return fig

@@ -1,6 +1,7 @@
 """softvq.plots: every plot draws the data it is given (no training), and saves as a PNG."""
 import matplotlib
 import numpy as np
+import pandas as pd
 import torch
 
 matplotlib.use("Agg")
@@ -90,3 +91,18 @@ def test_a_figure_redrawn_with_rendering_noise_leaves_the_file_as_it_is(tmp_path
     assert plots.save_figure(scatter(1.0), path).read_bytes() == before
     plots.save_figure(scatter(0.5), path)
     assert path.read_bytes() != before and not plots.same_picture(before, path.read_bytes())
+
+
+def test_quantizers_draw_each_row_and_wrap_a_long_title(tmp_path):
+    from PIL import Image
+    rows = ["soft_vqvae", "vqvae", "fsq"]
+    df = pd.DataFrame({**{c: [0.8, 0.5, 0.3] for m in plots.METRICS for c in (m, f"q_{m}")},
+                       **{f"{p}{m}_std": [0.01, 0.02, np.nan] for m in plots.METRICS for p in ("", "q_")},
+                       "recon_mse": [0.01, np.nan, 0.04], "recon_mse_std": [0.001, np.nan, 0.002]}, index=rows)
+    fig = plots.plot_quantizers(df, title="Trained on: " + "a long budget note, " * 40)
+    assert len(fig.axes) == len(plots.METRICS) + 1
+    for ax in fig.axes[:-1]:
+        assert len(ax.patches) == 2 * len(rows)                  # z_e and z_q, one bar each per row
+    path = plots.save_figure(fig, tmp_path / "q.png", dpi=50)
+    width = Image.open(path).size[0]
+    assert width <= 1.05 * fig.get_figwidth() * 50            # the title wraps instead of widening the PNG
