@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import pytest
 
+from softvq import presets
 from softvq.presets import QUANTIZER_CANDIDATES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -704,8 +705,9 @@ claim(RP, "it trains at {} / {} it/s (idle / beside the busy processes) in the k
 
 def fashion_sweep_runs() -> list[dict]:
     """The runs of Fashion-MNIST's noise and scaling sweeps (not the quantizers study's, on the same split)."""
-    return [r for r in runs("results/fashion-mnist", validation=True)
-            if r["config"]["bottleneck"] in ("soft_vqvae", "vae", "beta_vae", "info_dropout")]
+    sweeps = {**presets.noise_sweep(dataset="fashion-mnist"), **presets.scaling_sweep(dataset="fashion-mnist")}
+    paths = [ROOT / "results" / "fashion-mnist" / f"{c.run_id}.json" for configs in sweeps.values() for c in configs]
+    return [json.loads(p.read_text()) for p in sorted(set(paths)) if p.is_file()]
 
 
 claim(D, "training images held out; all {} runs trained from one commit on one thread",
