@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import pytest
 
-from softvq import presets
+from softvq import presets, store
 from softvq.presets import QUANTIZER_CANDIDATES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -706,8 +706,8 @@ claim(RP, "it trains at {} / {} it/s (idle / beside the busy processes) in the k
 def fashion_sweep_runs() -> list[dict]:
     """The runs of Fashion-MNIST's noise and scaling sweeps (not the quantizers study's, on the same split)."""
     sweeps = {**presets.noise_sweep(dataset="fashion-mnist"), **presets.scaling_sweep(dataset="fashion-mnist")}
-    paths = [ROOT / "results" / "fashion-mnist" / f"{c.run_id}.json" for configs in sweeps.values() for c in configs]
-    return [json.loads(p.read_text()) for p in sorted(set(paths)) if p.is_file()]
+    paths = {store.result_path(c, ROOT / "results") for configs in sweeps.values() for c in configs}
+    return [json.loads(p.read_text()) for p in sorted(paths) if p.is_file()]
 
 
 claim(D, "training images held out; all {} runs trained from one commit on one thread",
